@@ -1,0 +1,33 @@
+"""kopf registrations, nothing else: watch events go to the controller as they come.
+
+The operator uses kopf for what it is best at (watching, reconnecting, liveness, shutdown) and
+keeps no per-object state in Kubernetes annotations: ``on.event`` handlers are stateless, so a
+status write or a retry never costs an extra annotation patch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from .controller import Controller
+from .model import CONNECTION_PLURAL, GROUP, JOB_PLURAL, VERSION
+
+
+def build_registry(controller: Controller) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.event(GROUP, VERSION, CONNECTION_PLURAL, registry=registry)
+    async def connection_event(event: dict[str, Any], **_: Any) -> None:
+        controller.on_connection_event(event.get("type"), dict(event["object"]))
+
+    @kopf.on.event(GROUP, VERSION, JOB_PLURAL, registry=registry)
+    async def job_event(event: dict[str, Any], **_: Any) -> None:
+        controller.on_job_event(event.get("type"), dict(event["object"]))
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await controller.close()
+
+    return registry

@@ -1,0 +1,168 @@
+"""The few direct Kubernetes API calls the operator makes (kopf does the watching).
+
+pykube-ng is synchronous; calls run in a small, bounded thread pool so that a burst of status
+writes (a thousand jobs stopping at once) neither blocks the event loop nor floods the API server.
+Knows nothing of Elasticsearch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import uuid
+from typing import Any, Mapping
+
+import pykube
+
+from . import metrics
+from .model import API_VERSION, CONNECTION_PLURAL, JOB_KIND, JOB_PLURAL
+
+log = logging.getLogger(__name__)
+
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+class KubeError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def load_config(kubeconfig: str | None = None) -> pykube.KubeConfig:
+    if kubeconfig:
+        return pykube.KubeConfig.from_file(kubeconfig)
+    if os.environ.get("KUBECONFIG"):
+        return pykube.KubeConfig.from_file(os.environ["KUBECONFIG"].split(os.pathsep)[0])
+    return pykube.KubeConfig.from_env()
+
+
+class Kube:
+    def __init__(self, config: pykube.KubeConfig, *, workers: int = 16, component: str = "rollup-operator"):
+        self.api = pykube.HTTPClient(config, timeout=30)
+        adapter = __import__("requests").adapters.HTTPAdapter(pool_connections=4, pool_maxsize=workers)
+        self.api.session.mount("https://", adapter)
+        self.api.session.mount("http://", adapter)
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
+        self.component = component
+        self.instance = socket.gethostname()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _call(self, fn, *args) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _request(self, method: str, **kw) -> Any:
+        resp = getattr(self.api, method)(**kw)
+        if resp.status_code >= 400:
+            try:
+                msg = resp.json().get("message", resp.text)
+            except ValueError:
+                msg = resp.text
+            if resp.status_code == 403:
+                log.error("RBAC denies the operator: %s %s: %s", method.upper(), kw.get("url"), msg)
+            raise KubeError(resp.status_code, msg)
+        return resp.json() if resp.content else None
+
+    # --- RollupJob / ElasticsearchConnection -----------------------------------------------
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status_patch: Mapping) -> dict | None:
+        """Merge-patch ``status`` through the status subresource; returns the object, None if gone."""
+        def do():
+            try:
+                obj = self._request(
+                    "patch", version=API_VERSION, namespace=namespace, url=f"{plural}/{name}/status",
+                    headers=MERGE, data=json.dumps({"status": status_patch}),
+                )
+            except KubeError as e:
+                if e.status == 404:
+                    return None
+                raise
+            metrics.K8S_WRITES.labels(kind="status").inc()
+            return obj
+        return await self._call(do)
+
+    async def patch_job_status(self, namespace: str, name: str, status_patch: Mapping) -> dict | None:
+        return await self.patch_status(JOB_PLURAL, namespace, name, status_patch)
+
+    async def patch_connection_status(self, namespace: str, name: str, status_patch: Mapping) -> dict | None:
+        return await self.patch_status(CONNECTION_PLURAL, namespace, name, status_patch)
+
+    async def set_finalizers(self, namespace: str, name: str, finalizers: list[str], resource_version: str | None) -> dict | None:
+        """Replace metadata.finalizers, guarded by resourceVersion (409 if the object moved on)."""
+        meta: dict[str, Any] = {"finalizers": finalizers or None}
+        if resource_version:
+            meta["resourceVersion"] = resource_version
+
+        def do():
+            try:
+                obj = self._request(
+                    "patch", version=API_VERSION, namespace=namespace, url=f"{JOB_PLURAL}/{name}",
+                    headers=MERGE, data=json.dumps({"metadata": meta}),
+                )
+            except KubeError as e:
+                if e.status == 404:
+                    return None
+                raise
+            metrics.K8S_WRITES.labels(kind="finalizer").inc()
+            return obj
+        return await self._call(do)
+
+    # --- Secrets (read only) -------------------------------------------------------------
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """The decoded data of a Secret, or None if it does not exist."""
+        def do():
+            try:
+                obj = self._request("get", version="v1", namespace=namespace, url=f"secrets/{name}")
+            except KubeError as e:
+                if e.status == 404:
+                    return None
+                raise
+            data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+            data.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
+            return data
+        return await self._call(do)
+
+    # --- Events --------------------------------------------------------------------------
+
+    async def event(self, ref: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """Post a core/v1 Event about a RollupJob or ElasticsearchConnection. Never raises."""
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{ref['name']}.{uuid.uuid4().hex[:16]}", "namespace": ref["namespace"]},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": ref.get("kind", JOB_KIND),
+                "name": ref["name"],
+                "namespace": ref["namespace"],
+                "uid": ref.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+            "reportingInstance": self.instance,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+
+        def do():
+            self._request("post", version="v1", namespace=ref["namespace"], url="events", data=json.dumps(body))
+            metrics.K8S_WRITES.labels(kind="event").inc()
+
+        try:
+            await self._call(do)
+        except Exception as e:  # noqa: BLE001 - events are best effort
+            log.warning("could not post event %s for %s/%s: %s", reason, ref["namespace"], ref["name"], e)

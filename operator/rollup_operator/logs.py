@@ -1,0 +1,49 @@
+"""Logging setup: plain text or one JSON object per line, with job, namespace and connection."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+_CONTEXT = ("job", "namespace", "connection")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in _CONTEXT:
+            value = getattr(record, key, None)
+            if value is not None:
+                out[key] = value
+        # kopf's own records name the object they are about
+        kopf_ref = getattr(record, "k8s_ref", None)
+        if isinstance(kopf_ref, dict):
+            out.setdefault("namespace", kopf_ref.get("namespace"))
+            out.setdefault("object", kopf_ref.get("name"))
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        base = super().format(record)
+        ctx = " ".join(f"{k}={getattr(record, k)}" for k in _CONTEXT if getattr(record, k, None) is not None)
+        return f"{base} [{ctx}]" if ctx else base
+
+
+def setup(fmt: str = "text", level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # The transports log every request at INFO; keep them for debugging only.
+    for noisy in ("elastic_transport.transport", "elastic_transport.node_pool", "urllib3", "kubernetes"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

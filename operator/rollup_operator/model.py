@@ -1,0 +1,328 @@
+"""Typed, validated views of the two custom resources.
+
+Everything the operator reads from a ``RollupJob`` or ``ElasticsearchConnection`` goes through
+here once: defaults are applied, durations parsed, and anything the CRD schema could not reject
+becomes an :class:`InvalidSpec` with a message that says what to fix. No I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+GROUP = "rollup.esops.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+JOB_KIND = "RollupJob"
+JOB_PLURAL = "rollupjobs"
+CONNECTION_KIND = "ElasticsearchConnection"
+CONNECTION_PLURAL = "elasticsearchconnections"
+
+FINALIZER = f"{GROUP}/cleanup"
+#: Set to "true" on a RollupJob that is being deleted to release the finalizer without touching
+#: the Elasticsearch job (for when the cluster is gone for good).
+RELEASE_ANNOTATION = f"{GROUP}/release-finalizer"
+#: Set to "true" to pause enforcement, as an alternative to ``spec.suspend``.
+SUSPEND_ANNOTATION = f"{GROUP}/suspend"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(nanos|micros|ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"nanos": 1e-9, "micros": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class InvalidSpec(ValueError):
+    """The resource is syntactically accepted by the API server but cannot be acted on."""
+
+
+def parse_duration(value: Any, *, what: str) -> float:
+    """Parse an Elasticsearch/Kubernetes style duration ("30s", "500ms", "2m") into seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        raise InvalidSpec(f"{what}: expected a duration such as '30s', got {value!r}")
+    m = _DURATION.match(value)
+    if not m:
+        raise InvalidSpec(f"{what}: {value!r} is not a duration; use a number and a unit (ms, s, m, h, d), e.g. '30s'")
+    return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Backoff:
+    initial: float = 1.0
+    maximum: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        """Capped exponential delay before retry number ``attempt`` (1-based)."""
+        if attempt <= 0:
+            return 0.0
+        return min(self.maximum, self.initial * (2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    job_id: str
+    connection: str
+    desired: str  # "started" | "stopped"
+    stop_timeout: str = "30s"  # as given, sent verbatim to Elasticsearch
+    stop_timeout_s: float = 30.0
+    wait_for_completion: bool = True
+    backoff: Backoff = field(default_factory=Backoff)
+    deletion_policy: str = "Retain"
+    suspend: bool = False
+    config: dict | None = None  # Elasticsearch-shaped (snake_case) job config, without id
+    deleting: bool = False
+    release_finalizer: bool = False
+    has_finalizer: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def wants_finalizer(self) -> bool:
+        return self.deletion_policy == "Delete"
+
+
+def job_spec_from_body(body: Mapping[str, Any]) -> JobSpec:
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    annotations = meta.get("annotations") or {}
+    name = meta.get("name", "")
+    desired = spec.get("desiredState")
+    if desired not in ("started", "stopped"):
+        raise InvalidSpec(f"spec.desiredState must be 'started' or 'stopped', got {desired!r}")
+    conn = (spec.get("connectionRef") or {}).get("name")
+    if not conn or not isinstance(conn, str):
+        raise InvalidSpec("spec.connectionRef.name is required: name the ElasticsearchConnection in this namespace")
+    job_id = spec.get("jobId") or name
+    if not isinstance(job_id, str) or not job_id or "/" in job_id or len(job_id) > 512:
+        raise InvalidSpec(f"spec.jobId {job_id!r} is not a valid rollup job id (non-empty, no '/', at most 512 characters)")
+
+    stop = spec.get("stop") or {}
+    stop_timeout = stop.get("timeout", "30s")
+    stop_timeout_s = parse_duration(stop_timeout, what="spec.stop.timeout")
+    if stop_timeout_s <= 0:
+        raise InvalidSpec("spec.stop.timeout must be greater than zero")
+    wait = stop.get("waitForCompletion", True)
+    if not isinstance(wait, bool):
+        raise InvalidSpec("spec.stop.waitForCompletion must be true or false")
+
+    b = spec.get("backoff") or {}
+    initial = parse_duration(b.get("initial", "1s"), what="spec.backoff.initial")
+    maximum = parse_duration(b.get("max", "60s"), what="spec.backoff.max")
+    if initial <= 0 or maximum < initial:
+        raise InvalidSpec("spec.backoff: initial must be > 0 and max must be >= initial")
+
+    policy = spec.get("deletionPolicy", "Retain")
+    if policy not in ("Retain", "Delete"):
+        raise InvalidSpec(f"spec.deletionPolicy must be 'Retain' or 'Delete', got {policy!r}")
+
+    config = spec.get("config")
+    es_config = config_to_es(config) if config else None
+
+    return JobSpec(
+        namespace=meta.get("namespace", ""),
+        name=name,
+        uid=meta.get("uid", ""),
+        generation=int(meta.get("generation") or 0),
+        job_id=job_id,
+        connection=conn,
+        desired=desired,
+        stop_timeout=str(stop_timeout),
+        stop_timeout_s=stop_timeout_s,
+        wait_for_completion=wait,
+        backoff=Backoff(initial, maximum),
+        deletion_policy=policy,
+        suspend=bool(spec.get("suspend", False)) or _truthy(annotations.get(SUSPEND_ANNOTATION, "")),
+        config=es_config,
+        deleting=bool(meta.get("deletionTimestamp")),
+        release_finalizer=_truthy(annotations.get(RELEASE_ANNOTATION, "")),
+        has_finalizer=FINALIZER in (meta.get("finalizers") or []),
+    )
+
+
+# --- managed job config: the CRD's camelCase <-> Elasticsearch's snake_case -----------------
+
+_METRICS = ("min", "max", "sum", "avg", "value_count")
+
+
+def config_to_es(cfg: Mapping[str, Any]) -> dict:
+    """Translate ``spec.config`` into the body of ``PUT _rollup/job/<id>`` (without ``id``)."""
+    try:
+        groups = cfg["groups"]
+        dh = groups["dateHistogram"]
+        es_dh: dict[str, Any] = {"field": dh["field"]}
+        intervals = [k for k in ("calendarInterval", "fixedInterval") if dh.get(k)]
+        if len(intervals) != 1:
+            raise InvalidSpec("spec.config.groups.dateHistogram needs exactly one of calendarInterval or fixedInterval")
+        es_dh["calendar_interval" if intervals[0] == "calendarInterval" else "fixed_interval"] = dh[intervals[0]]
+        if dh.get("delay"):
+            es_dh["delay"] = dh["delay"]
+        es_dh["time_zone"] = dh.get("timeZone") or "UTC"
+        es_groups: dict[str, Any] = {"date_histogram": es_dh}
+        if groups.get("terms"):
+            es_groups["terms"] = {"fields": list(groups["terms"]["fields"])}
+        if groups.get("histogram"):
+            h = groups["histogram"]
+            es_groups["histogram"] = {"fields": list(h["fields"]), "interval": int(h["interval"])}
+        metrics = []
+        for m in cfg.get("metrics") or []:
+            bad = [x for x in m["metrics"] if x not in _METRICS]
+            if bad:
+                raise InvalidSpec(f"spec.config.metrics: unsupported metric {bad[0]!r}; use one of {', '.join(_METRICS)}")
+            metrics.append({"field": m["field"], "metrics": list(m["metrics"])})
+        page_size = int(cfg.get("pageSize", 1000))
+        if page_size <= 0:
+            raise InvalidSpec("spec.config.pageSize must be greater than zero")
+        return {
+            "index_pattern": cfg["indexPattern"],
+            "rollup_index": cfg["rollupIndex"],
+            "cron": cfg["cron"],
+            "page_size": page_size,
+            "groups": es_groups,
+            "metrics": metrics,
+            "timeout": cfg.get("timeout") or "20s",
+        }
+    except KeyError as e:
+        raise InvalidSpec(f"spec.config is missing required field {e.args[0]!r}") from None
+
+
+def config_differences(wanted: Mapping[str, Any], actual: Mapping[str, Any]) -> list[str]:
+    """Names (dotted, Elasticsearch spelling) of the fields where two job configs differ.
+
+    ``actual`` is the ``config`` of a job as ``GET _rollup/job`` returns it; server-side defaults
+    (time_zone UTC, timeout 20s) are treated as equal to their explicit values.
+    """
+    diffs: list[str] = []
+
+    def norm(d: Mapping[str, Any]) -> dict:
+        out = {k: v for k, v in d.items() if k != "id"}
+        out.setdefault("timeout", "20s")
+        g = {k: dict(v) if isinstance(v, Mapping) else v for k, v in (out.get("groups") or {}).items()}
+        if "date_histogram" in g:
+            g["date_histogram"].setdefault("time_zone", "UTC")
+            # Elasticsearch echoes "interval" alongside the specific interval in some versions.
+            g["date_histogram"].pop("interval", None)
+        out["groups"] = g
+        out["metrics"] = sorted(
+            ({"field": m["field"], "metrics": sorted(m["metrics"])} for m in out.get("metrics") or []),
+            key=lambda m: m["field"],
+        )
+        return out
+
+    a, b = norm(wanted), norm(actual)
+    for key in sorted(set(a) | set(b)):
+        if key == "groups":
+            ga, gb = a.get("groups") or {}, b.get("groups") or {}
+            for gk in sorted(set(ga) | set(gb)):
+                va, vb = ga.get(gk), gb.get(gk)
+                if isinstance(va, Mapping) and isinstance(vb, Mapping):
+                    for fk in sorted(set(va) | set(vb)):
+                        if va.get(fk) != vb.get(fk):
+                            diffs.append(f"groups.{gk}.{fk}")
+                elif va != vb:
+                    diffs.append(f"groups.{gk}")
+        elif a.get(key) != b.get(key):
+            diffs.append(key)
+    return diffs
+
+
+# --- ElasticsearchConnection -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    namespace: str
+    name: str
+    generation: int
+    urls: tuple[str, ...]
+    username: SecretKeyRef | None = None
+    password: SecretKeyRef | None = None
+    api_key: SecretKeyRef | None = None
+    ca: SecretKeyRef | None = None
+    insecure_skip_verify: bool = False
+    request_timeout_s: float = 30.0
+    sync_interval_s: float = 60.0
+    max_concurrent_requests: int = 64
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def secret_names(self) -> frozenset[str]:
+        refs = (self.username, self.password, self.api_key, self.ca)
+        return frozenset(r.name for r in refs if r is not None)
+
+
+def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    urls: list[str] = []
+    if spec.get("url"):
+        urls.append(spec["url"])
+    urls.extend(spec.get("urls") or [])
+    if not urls:
+        raise InvalidSpec("spec.url (or spec.urls) is required: the Elasticsearch endpoint, e.g. https://es:9200")
+    for u in urls:
+        if not re.match(r"^https?://[^\s/]+", str(u)):
+            raise InvalidSpec(f"spec.url {u!r} must start with http:// or https:// and name a host")
+
+    auth = spec.get("auth") or {}
+    username = password = api_key = None
+    basic = auth.get("basic")
+    if basic:
+        ref = basic.get("secretRef") or {}
+        if not ref.get("name"):
+            raise InvalidSpec("spec.auth.basic.secretRef.name is required")
+        username = SecretKeyRef(ref["name"], basic.get("usernameKey", "username"))
+        password = SecretKeyRef(ref["name"], basic.get("passwordKey", "password"))
+    ak = auth.get("apiKey")
+    if ak:
+        if basic:
+            raise InvalidSpec("spec.auth: set either basic or apiKey, not both")
+        ref = ak.get("secretRef") or {}
+        if not ref.get("name"):
+            raise InvalidSpec("spec.auth.apiKey.secretRef.name is required")
+        api_key = SecretKeyRef(ref["name"], ak.get("key", "api_key"))
+
+    tls = spec.get("tls") or {}
+    ca = None
+    if tls.get("caSecretRef"):
+        ref = tls["caSecretRef"]
+        if not ref.get("name"):
+            raise InvalidSpec("spec.tls.caSecretRef.name is required")
+        ca = SecretKeyRef(ref["name"], ref.get("key", "ca.crt"))
+
+    max_conc = int(spec.get("maxConcurrentRequests", 64))
+    if not 1 <= max_conc <= 4096:
+        raise InvalidSpec("spec.maxConcurrentRequests must be between 1 and 4096")
+
+    return ConnectionSpec(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        generation=int(meta.get("generation") or 0),
+        urls=tuple(urls),
+        username=username,
+        password=password,
+        api_key=api_key,
+        ca=ca,
+        insecure_skip_verify=bool(tls.get("insecureSkipVerify", False)),
+        request_timeout_s=parse_duration(spec.get("requestTimeout", "30s"), what="spec.requestTimeout"),
+        sync_interval_s=parse_duration(spec.get("syncInterval", "60s"), what="spec.syncInterval"),
+        max_concurrent_requests=max_conc,
+    )

@@ -1,0 +1,93 @@
+"""What the operator can learn about a rollup job, and what an action on it can come back with.
+
+These are plain values: the gateway produces them from Elasticsearch answers, the connection
+registry produces the :class:`Failure` kinds that come before any request (missing Secret, missing
+connection), and the pure decision consumes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+# Job states as Elasticsearch reports them in GET _rollup/job (job_state).
+STARTED, INDEXING, STOPPING, STOPPED, ABORTING = "started", "indexing", "stopping", "stopped", "aborting"
+RUNNING_STATES = frozenset({STARTED, INDEXING})
+# Values of status.jobState that are not server states.
+ABSENT, UNKNOWN = "absent", "unknown"
+
+
+@dataclass(frozen=True)
+class JobObserved:
+    """The job exists on the server in ``state``."""
+
+    state: str
+    stats: dict = field(default_factory=dict, compare=False, hash=False)
+    config: dict | None = field(default=None, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class JobAbsent:
+    """The server answered and has no job with this id."""
+
+
+# Failure kinds. ``transient`` ones are retried with backoff by the job itself; the others are
+# "stalled" until something outside changes (a Secret, a privilege, the connection) and are
+# re-checked by the connection's periodic sync.
+UNAVAILABLE = "ElasticsearchUnavailable"
+TLS_ERROR = "TLSError"
+UNAUTHORIZED = "Unauthorized"
+FORBIDDEN = "Forbidden"
+NOT_ELASTICSEARCH = "NotElasticsearch"
+UNSUPPORTED_VERSION = "UnsupportedVersion"
+CONNECTION_NOT_FOUND = "ConnectionNotFound"
+SECRET_NOT_FOUND = "SecretNotFound"
+INVALID_CONNECTION = "InvalidConnection"
+TRANSIENT_FAILURES = frozenset({UNAVAILABLE, TLS_ERROR})
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: str
+    message: str
+
+    @property
+    def transient(self) -> bool:
+        return self.kind in TRANSIENT_FAILURES
+
+
+Observation = Union[JobObserved, JobAbsent, Failure]
+
+
+# --- outcomes of actions ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Done:
+    """The call succeeded (stopped/started/created/deleted)."""
+
+
+@dataclass(frozen=True)
+class StopTimedOut:
+    """``_stop?wait_for_completion=true`` gave up waiting; the job is still stopping on the server."""
+
+    state: str  # lower case, parsed from "State was [STOPPING]"
+
+
+@dataclass(frozen=True)
+class WrongState:
+    """The server refused the call because of the job's current state (e.g. start while stopping)."""
+
+    state: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The server refused to create the job. ``reason`` is a condition reason."""
+
+    reason: str  # RollupUsageRequired | InvalidConfig | JobIdReused
+    message: str
+
+
+Outcome = Union[Done, StopTimedOut, WrongState, Refused, JobAbsent, Failure]
