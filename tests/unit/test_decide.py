@@ -1,0 +1,206 @@
+"""The decision table, one test per rule (README: "How a RollupJob is reconciled")."""
+
+import pytest
+
+from rollup_operator.decide import (
+    PROGRESSING, READY, STALLED, SUSPENDED, Action, Progress, advance, decide, observation_after,
+)
+from rollup_operator.model import Backoff, JobSpec
+from rollup_operator.observations import (
+    Done, Failure, JobAbsent, JobObserved, Refused, StopTimedOut, WrongState,
+)
+
+
+def spec(**kw) -> JobSpec:
+    base = dict(namespace="ns", name="job", uid="u", generation=1, job_id="job", connection="es", desired="stopped")
+    base.update(kw)
+    return JobSpec(**base)
+
+
+def seen(state, config=None):
+    return JobObserved(state, {"pages_processed": 1}, config)
+
+
+CONFIG = {
+    "index_pattern": "src-*", "rollup_index": "dst", "cron": "*/30 * * * * ?", "page_size": 10,
+    "groups": {"date_histogram": {"field": "ts", "fixed_interval": "1h", "time_zone": "UTC"}},
+    "metrics": [{"field": "v", "metrics": ["min", "max"]}], "timeout": "20s",
+}
+
+
+@pytest.mark.parametrize("state", ["started", "indexing", "stopping"])
+def test_desired_stopped_and_running_job_is_stopped(state):
+    d = decide(spec(), seen(state), Progress())
+    assert d.action == Action("stop")
+    assert (d.verdict.phase, d.verdict.reason, d.verdict.job_state) == (PROGRESSING, "Stopping", state)
+
+
+def test_stopping_a_stopped_job_is_a_quiet_no_op():
+    d = decide(spec(), seen("stopped"), Progress())
+    assert d.action is None and d.requeue_after is None
+    assert (d.verdict.phase, d.verdict.reason, d.verdict.job_state) == (READY, "Stopped", "stopped")
+
+
+def test_timeout_while_stopping_retries_at_once_and_says_so():
+    p = advance(Progress(), Action("stop"), StopTimedOut("stopping"))
+    obs = observation_after(Action("stop"), StopTimedOut("stopping"), seen("indexing"))
+    assert obs == JobObserved("stopping")
+    d = decide(spec(stop_timeout="5s"), obs, p)
+    assert d.action == Action("stop") and d.requeue_after is None
+    assert d.verdict.reason == "Stopping"
+    assert "did not complete within 5s" in d.verdict.message and "attempt 2" in d.verdict.message
+
+
+def test_timeout_while_stopping_retries_without_backoff_growth():
+    p = Progress()
+    for _ in range(5):
+        p = advance(p, Action("stop"), StopTimedOut("stopping"))
+    assert p.failures == 0 and p.stop_attempts == 5 and p.stop_timeouts == 5
+
+
+def test_successful_stop_is_confirmed_by_a_read():
+    assert observation_after(Action("stop"), Done(), seen("indexing")) is None
+
+
+def test_aborting_job_is_waited_on_not_stopped():
+    d = decide(spec(), seen("aborting"), Progress())
+    assert d.action.kind == "wait" and d.action.state == "aborting"
+    assert d.verdict.phase == PROGRESSING
+
+
+@pytest.mark.parametrize("state", ["started", "indexing"])
+def test_desired_started_and_running_is_ready_without_a_call(state):
+    d = decide(spec(desired="started"), seen(state), Progress())
+    assert d.action is None and d.verdict.phase == READY and d.verdict.reason == "Started"
+
+
+def test_desired_started_and_stopped_job_is_started():
+    d = decide(spec(desired="started"), seen("stopped"), Progress())
+    assert d.action == Action("start") and d.verdict.reason == "Starting"
+
+
+def test_start_while_stopping_waits_for_the_stop_to_finish():
+    out = WrongState("stopping", "Cannot start task for Rollup Job [job] because state was [STOPPING]")
+    p = advance(Progress(), Action("start"), out)
+    obs = observation_after(Action("start"), out, seen("stopped"))
+    d = decide(spec(desired="started"), obs, p)
+    assert d.action.kind == "wait" and d.action.state == "stopping"
+    assert d.verdict.reason == "WaitingForStop"
+
+
+def test_missing_job_without_config_is_stalled_job_not_found():
+    d = decide(spec(), JobAbsent(), Progress())
+    assert d.action is None and d.verdict.phase == STALLED and d.verdict.reason == "JobNotFound"
+    assert d.verdict.job_state == "absent"
+
+
+def test_missing_job_with_config_is_created():
+    d = decide(spec(config=CONFIG), JobAbsent(), Progress())
+    assert d.action == Action("create") and d.verdict.reason == "Creating"
+
+
+def test_refused_create_is_stalled_with_the_servers_reason():
+    out = Refused("RollupUsageRequired", "new rollup jobs are not allowed ...")
+    p = advance(Progress(), Action("create"), out)
+    d = decide(spec(config=CONFIG), observation_after(Action("create"), out, JobAbsent()), p)
+    assert d.action is None and d.verdict.phase == STALLED and d.verdict.reason == "RollupUsageRequired"
+
+
+def test_existing_job_with_same_config_is_adopted():
+    server = dict(CONFIG, id="job")
+    d = decide(spec(config=CONFIG, desired="stopped"), seen("stopped", server), Progress())
+    assert d.verdict.phase == READY
+
+
+def test_existing_job_with_other_config_is_a_conflict_naming_the_fields():
+    server = dict(CONFIG, id="job", cron="0 * * * * ?", page_size=99)
+    d = decide(spec(config=CONFIG), seen("started", server), Progress())
+    assert d.action is None and d.verdict.reason == "ConfigConflict"
+    assert "cron" in d.verdict.message and "page_size" in d.verdict.message
+
+
+@pytest.mark.parametrize("kind,phase", [
+    ("ElasticsearchUnavailable", PROGRESSING), ("TLSError", PROGRESSING),
+    ("Unauthorized", STALLED), ("Forbidden", STALLED), ("NotElasticsearch", STALLED),
+    ("ConnectionNotFound", STALLED), ("SecretNotFound", STALLED), ("UnsupportedVersion", STALLED),
+])
+def test_failures_map_to_their_reason(kind, phase):
+    d = decide(spec(), Failure(kind, "details"), Progress())
+    assert d.verdict.reason == kind and d.verdict.phase == phase and d.action is None
+    assert d.verdict.job_state == "unknown"
+    if phase == PROGRESSING:
+        assert d.requeue_after == 1.0
+    else:
+        assert d.requeue_after is None
+
+
+def test_transient_failures_back_off_exponentially_up_to_the_cap():
+    s = spec(backoff=Backoff(1.0, 8.0))
+    p = Progress()
+    delays = []
+    for _ in range(6):
+        d = decide(s, Failure("ElasticsearchUnavailable", "down"), p)
+        delays.append(d.requeue_after)
+        p = advance(p, Action("stop"), Failure("ElasticsearchUnavailable", "down"))
+    assert delays == [1, 2, 4, 8, 8, 8]
+
+
+def test_suspended_job_is_observed_but_never_touched():
+    d = decide(spec(suspend=True), seen("started"), Progress())
+    assert d.action is None and d.verdict.phase == SUSPENDED and not d.verdict.in_desired_state
+    d = decide(spec(suspend=True), seen("stopped"), Progress())
+    assert d.verdict.in_desired_state
+
+
+def test_delete_policy_adds_the_finalizer_first():
+    d = decide(spec(deletion_policy="Delete"), seen("stopped"), Progress())
+    assert d.action == Action("add_finalizer")
+
+
+def test_retain_policy_removes_a_leftover_finalizer():
+    d = decide(spec(deletion_policy="Retain", has_finalizer=True), seen("stopped"), Progress())
+    assert d.action == Action("remove_finalizer")
+
+
+def _deleting(**kw):
+    return spec(deletion_policy="Delete", has_finalizer=True, deleting=True, **kw)
+
+
+def test_deletion_stops_a_running_job_before_deleting():
+    d = decide(_deleting(), seen("indexing"), Progress())
+    assert d.action == Action("stop") and "before deletion" in d.verdict.message
+
+
+def test_deletion_deletes_only_a_stopped_job():
+    assert decide(_deleting(), seen("stopped"), Progress()).action == Action("delete")
+    for state in ("started", "indexing", "stopping", "aborting"):
+        assert decide(_deleting(), seen(state), Progress()).action != Action("delete")
+
+
+def test_deletion_releases_the_finalizer_once_the_job_is_gone():
+    assert observation_after(Action("delete"), Done(), seen("stopped")) == JobAbsent()
+    assert decide(_deleting(), JobAbsent(), Progress()).action == Action("remove_finalizer")
+
+
+def test_deletion_keeps_the_finalizer_while_the_server_is_unreachable():
+    d = decide(_deleting(), Failure("ElasticsearchUnavailable", "connection refused"), Progress())
+    assert d.action is None and d.verdict.reason == "DeletionBlocked" and d.requeue_after
+    assert "rollup.esops.dev/release-finalizer" in d.verdict.message
+
+
+def test_release_annotation_lets_go_without_touching_the_server():
+    d = decide(_deleting(release_finalizer=True), seen("started"), Progress())
+    assert d.action == Action("remove_finalizer") and d.verdict.reason == "FinalizerReleased"
+
+
+def test_retain_policy_never_deletes():
+    d = decide(spec(deletion_policy="Retain", has_finalizer=True, deleting=True), seen("stopped"), Progress())
+    assert d.action == Action("remove_finalizer")
+    d = decide(spec(deletion_policy="Retain", deleting=True), seen("stopped"), Progress())
+    assert d.action is None
+
+
+def test_delete_refused_because_job_restarted_goes_back_to_stopping():
+    out = WrongState("started", "Could not delete job [job] because indexer state is [STARTED].")
+    obs = observation_after(Action("delete"), out, seen("stopped"))
+    assert decide(_deleting(), obs, advance(Progress(), Action("delete"), out)).action == Action("stop")

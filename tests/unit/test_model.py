@@ -1,0 +1,86 @@
+import pytest
+
+from rollup_operator.model import (
+    FINALIZER, InvalidSpec, config_differences, config_to_es, connection_spec_from_body, job_spec_from_body, parse_duration,
+)
+
+
+def job(**spec):
+    base = {"connectionRef": {"name": "es"}, "desiredState": "stopped"}
+    base.update(spec)
+    return {"metadata": {"namespace": "ns", "name": "n1", "uid": "u", "generation": 4}, "spec": base}
+
+
+def test_defaults_apply():
+    s = job_spec_from_body(job())
+    assert s.job_id == "n1" and s.stop_timeout == "30s" and s.stop_timeout_s == 30 and s.wait_for_completion
+    assert s.deletion_policy == "Retain" and not s.suspend and s.config is None and s.generation == 4
+
+
+@pytest.mark.parametrize("value,seconds", [("30s", 30), ("500ms", 0.5), ("2m", 120), ("1h", 3600)])
+def test_durations(value, seconds):
+    assert parse_duration(value, what="x") == seconds
+
+
+@pytest.mark.parametrize("body,needle", [
+    (job(desiredState="paused"), "desiredState"),
+    (job(connectionRef={}), "connectionRef"),
+    (job(stop={"timeout": "soon"}), "spec.stop.timeout"),
+    (job(backoff={"initial": "10s", "max": "1s"}), "backoff"),
+    (job(deletionPolicy="Orphan"), "deletionPolicy"),
+    (job(jobId="a/b"), "jobId"),
+])
+def test_invalid_specs_say_what_to_fix(body, needle):
+    with pytest.raises(InvalidSpec, match=needle):
+        job_spec_from_body(body)
+
+
+def test_annotations_and_finalizer():
+    b = job(deletionPolicy="Delete")
+    b["metadata"]["annotations"] = {"rollup.esops.dev/suspend": "true", "rollup.esops.dev/release-finalizer": "yes"}
+    b["metadata"]["finalizers"] = [FINALIZER]
+    b["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    s = job_spec_from_body(b)
+    assert s.suspend and s.release_finalizer and s.has_finalizer and s.deleting and s.wants_finalizer
+
+
+CFG = {
+    "indexPattern": "src-*", "rollupIndex": "dst", "cron": "*/30 * * * * ?", "pageSize": 10,
+    "groups": {"dateHistogram": {"field": "ts", "fixedInterval": "1h"}, "terms": {"fields": ["host"]}},
+    "metrics": [{"field": "v", "metrics": ["min", "avg"]}],
+}
+
+
+def test_config_is_translated_to_elasticsearch_spelling():
+    es = config_to_es(CFG)
+    assert es["groups"]["date_histogram"] == {"field": "ts", "fixed_interval": "1h", "time_zone": "UTC"}
+    assert es["index_pattern"] == "src-*" and es["page_size"] == 10 and es["timeout"] == "20s"
+
+
+def test_config_with_two_intervals_is_invalid():
+    bad = {**CFG, "groups": {"dateHistogram": {"field": "ts", "fixedInterval": "1h", "calendarInterval": "1d"}}}
+    with pytest.raises(InvalidSpec, match="exactly one"):
+        config_to_es(bad)
+
+
+def test_config_differences_ignore_server_defaults_and_order():
+    es = config_to_es(CFG)
+    server = {**es, "id": "x", "metrics": [{"field": "v", "metrics": ["avg", "min"]}]}
+    server["groups"] = {**es["groups"], "date_histogram": {"field": "ts", "fixed_interval": "1h", "time_zone": "UTC"}}
+    assert config_differences(es, server) == []
+    server2 = {**server, "rollup_index": "other"}
+    assert config_differences(es, server2) == ["rollup_index"]
+
+
+def test_connection_spec():
+    c = connection_spec_from_body({
+        "metadata": {"namespace": "ns", "name": "c", "generation": 1},
+        "spec": {"url": "https://es:9200", "auth": {"basic": {"secretRef": {"name": "s"}}}, "tls": {"caSecretRef": {"name": "ca"}}},
+    })
+    assert c.urls == ("https://es:9200",) and c.username.key == "username" and c.password.key == "password"
+    assert c.ca.key == "ca.crt" and c.secret_names == {"s", "ca"} and c.max_concurrent_requests == 64
+
+
+def test_connection_needs_a_url():
+    with pytest.raises(InvalidSpec, match="url"):
+        connection_spec_from_body({"metadata": {}, "spec": {}})
