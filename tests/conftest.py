@@ -79,18 +79,12 @@ def user_kubeconfig(apiserver) -> str:
     return apiserver.user_kubeconfig
 
 
-def _api_client(kubeconfig: str):
-    from kubernetes import client, config
-
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-    return client.ApiClient(configuration=cfg)
-
-
 @pytest.fixture(scope="session")
 def kube_admin(admin_kubeconfig):
     """kubernetes.client.ApiClient authenticated as cluster admin."""
-    api = _api_client(admin_kubeconfig)
+    from tests.harness.apiserver import api_client
+
+    api = api_client(admin_kubeconfig)
     try:
         yield api
     finally:

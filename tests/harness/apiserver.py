@@ -58,6 +58,15 @@ def ensure_built(progress: Progress | None = print) -> Path:
     return build_go_binary(SRC_DIR, BINARY_NAME, progress=progress)
 
 
+def api_client(kubeconfig: str | Path):
+    """A kubernetes.client.ApiClient for a kubeconfig (its own Configuration, not the global one)."""
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+    return client.ApiClient(configuration=cfg)
+
+
 class APIServerError(RuntimeError):
     pass
 
@@ -157,6 +166,10 @@ class APIServer:
     def log_path(self) -> Path:
         assert self.data_dir is not None
         return self.data_dir / "apiserver.log"
+
+    def client(self, who: str = "admin"):
+        """kubernetes.client.ApiClient as "admin", "operator" or "user"."""
+        return api_client(self._need(f"{who}_kubeconfig"))
 
     def tokens(self) -> dict[str, str]:
         """{"admin": ..., "operator": ..., "user": ...} bearer tokens."""
@@ -270,6 +283,7 @@ class APIServer:
         """Stop the process (SIGTERM, then SIGKILL after ``timeout``); remove a temp data dir."""
         proc, self.proc = self.proc, None
         if proc and proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # in case it was paused
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout)
@@ -296,6 +310,16 @@ class APIServer:
             self.proc.wait(10)
         self.proc = None
         self._close_log()
+
+    def pause(self) -> None:
+        """SIGSTOP the process: connections hang (an unresponsive API server)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after pause()."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
 
     def _close_log(self) -> None:
         if self._log_file:
