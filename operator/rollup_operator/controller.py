@@ -236,12 +236,25 @@ class Controller:
         spec = rt.spec
         assert spec is not None
         if conn is None:
+            conn = await self._read_through_connection(spec.namespace, spec.connection)
+        if conn is None:
             return Failure(CONNECTION_NOT_FOUND, f"ElasticsearchConnection {spec.namespace}/{spec.connection} does not exist")
         if not fresh and rt.obs is not None:
             return rt.obs
         snap = await conn.snapshot(rt.need_fresh_after)
         rt.obs, rt.obs_time = snap.observe(spec.job_id), snap.started_at
         return rt.obs
+
+    async def _read_through_connection(self, namespace: str, name: str) -> Connection | None:
+        """A job names a connection the watch has not delivered (yet): ask the API server once."""
+        try:
+            body = await self.kube.get_connection(namespace, name)
+        except Exception as e:  # noqa: BLE001
+            log.warning("cannot read ElasticsearchConnection %s/%s: %s", namespace, name, e)
+            return None
+        if body is not None and (namespace, name) not in self.connections:
+            self.on_connection_event(None, body)
+        return self.connections.get((namespace, name))
 
     async def _sleep(self, rt: JobRuntime, seconds: float) -> bool:
         """Sleep, or return True early if the job changed."""

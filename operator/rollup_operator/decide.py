@@ -109,7 +109,7 @@ def _failure(spec: JobSpec, failure: Failure, progress: Progress, obs_state: str
     if failure.transient:
         delay = spec.backoff.delay(progress.failures + 1)
         return Decision(
-            Verdict(PROGRESSING, failure.kind, f"{failure.message}; retrying in {delay:g}s", obs_state),
+            Verdict(PROGRESSING, failure.kind, f"{failure.message}; retrying with backoff", obs_state),
             requeue_after=delay,
         )
     return Decision(Verdict(STALLED, failure.kind, failure.message, obs_state))

@@ -18,6 +18,11 @@ from .model import CONNECTION_PLURAL, GROUP, JOB_PLURAL, VERSION
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same credentials as the operator's own writes: $KUBECONFIG or the in-cluster account.
+        return kopf.login_via_pykube(**kwargs)
+
     @kopf.on.event(GROUP, VERSION, CONNECTION_PLURAL, registry=registry)
     async def connection_event(event: dict[str, Any], **_: Any) -> None:
         controller.on_connection_event(event.get("type"), dict(event["object"]))

@@ -45,10 +45,9 @@ def load_config(kubeconfig: str | None = None) -> pykube.KubeConfig:
 
 class Kube:
     def __init__(self, config: pykube.KubeConfig, *, workers: int = 16, component: str = "rollup-operator"):
-        self.api = pykube.HTTPClient(config, timeout=30)
-        adapter = __import__("requests").adapters.HTTPAdapter(pool_connections=4, pool_maxsize=workers)
-        self.api.session.mount("https://", adapter)
-        self.api.session.mount("http://", adapter)
+        # One connection per writer thread (requests' default pool keeps only 10).
+        adapter = pykube.http.KubernetesHTTPAdapter(config, pool_connections=4, pool_maxsize=workers)
+        self.api = pykube.HTTPClient(config, timeout=30, http_adapter=adapter)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
         self.component = component
         self.instance = socket.gethostname()
@@ -113,6 +112,17 @@ class Kube:
                 raise
             metrics.K8S_WRITES.labels(kind="finalizer").inc()
             return obj
+        return await self._call(do)
+
+    async def get_connection(self, namespace: str, name: str) -> dict | None:
+        """Read one ElasticsearchConnection (a cache miss: a job named it before the watch did)."""
+        def do():
+            try:
+                return self._request("get", version=API_VERSION, namespace=namespace, url=f"{CONNECTION_PLURAL}/{name}")
+            except KubeError as e:
+                if e.status == 404:
+                    return None
+                raise
         return await self._call(do)
 
     # --- Secrets (read only) -------------------------------------------------------------

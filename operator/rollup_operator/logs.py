@@ -45,5 +45,7 @@ def setup(fmt: str = "text", level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # The transports log every request at INFO; keep them for debugging only.
-    for noisy in ("elastic_transport.transport", "elastic_transport.node_pool", "urllib3", "kubernetes"):
+    for noisy in ("elastic_transport.transport", "urllib3", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Marks a node dead after each refused connection; the job's own condition already says so.
+    logging.getLogger("elastic_transport.node_pool").setLevel(logging.ERROR)
