@@ -47,5 +47,8 @@ def setup(fmt: str = "text", level: str = "INFO") -> None:
     # The transports log every request at INFO; keep them for debugging only.
     for noisy in ("elastic_transport.transport", "urllib3", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if level.upper() != "DEBUG":
+        # kopf logs every watch event's handler at INFO ("Handler ... succeeded"): noise at scale.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # Marks a node dead after each refused connection; the job's own condition already says so.
     logging.getLogger("elastic_transport.node_pool").setLevel(logging.ERROR)

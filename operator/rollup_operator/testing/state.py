@@ -88,8 +88,7 @@ class Cluster:
     """In-memory cluster: indices, templates, rollup jobs, and the clock that drives them."""
 
     def __init__(self, profile: VersionProfile, loop: asyncio.AbstractEventLoop | None = None,
-                 timing: Timing | None = None, auto_trigger: bool = True,
-                 on_change: Callable[[Job, str, str], None] | None = None):
+                 timing: Timing | None = None, auto_trigger: bool = True):
         self.profile = profile
         self._loop = loop
         self.timing = timing or Timing()
@@ -98,7 +97,7 @@ class Cluster:
         self.jobs: dict[str, Job] = {}
         self.node_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")[:22]
         self._next_task_id = random.randint(1000, 9000)
-        self.on_change = on_change
+        self.listeners: list[Callable[[Job, str, str], None]] = []
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -119,8 +118,9 @@ class Cluster:
             if job.cron_handle is not None:
                 job.cron_handle.cancel()
                 job.cron_handle = None
-        if self.on_change is not None and old != new:
-            self.on_change(job, old, new)
+        if old != new:
+            for listener in list(self.listeners):
+                listener(job, old, new)
 
     def timing_for(self, job: Job) -> Timing:
         return self.timing.merged(job.overrides)
@@ -207,13 +207,16 @@ class Cluster:
             self._set_state(job, "stopped")
 
     # -- the five rollup actions ----------------------------------------------------------------
-    def put_job(self, config: RollupJobConfig) -> None:
-        """TransportPutRollupJobAction after parsing: usage rule, index handling, task."""
+    def check_rollup_usage(self) -> None:
+        """8.15+: refuse new jobs when no job exists and no index mapping has ``_meta._rollup``."""
         if self.profile.requires_rollup_usage and not self.jobs and not self.indices.has_rollup_usage():
             raise illegal_argument(
                 "new rollup jobs are not allowed in clusters that don't have any rollup usage, "
                 "since rollup has been deprecated"
             )
+
+    def put_job(self, config: RollupJobConfig) -> None:
+        """TransportPutRollupJobAction after validation: rollup index handling, then the task."""
         self._ensure_rollup_index(config)
         if config.id in self.jobs:
             raise ESError("status_exception",
