@@ -1,0 +1,129 @@
+"""What only a real API server can answer: CRDs, schema, defaults, CEL rules, status subresource."""
+
+import json
+import subprocess
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from .support import GROUP, VERSION, condition
+
+
+def rj(name, **spec):
+    base = {"connectionRef": {"name": "es"}, "desiredState": "stopped"}
+    base.update(spec)
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RollupJob", "metadata": {"name": name}, "spec": base}
+
+
+def create_error(cluster, body, plural="rollupjobs") -> str:
+    with pytest.raises(ApiException) as e:
+        cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, plural, body)
+    assert e.value.status == 422, e.value.body
+    return json.loads(e.value.body)["message"]
+
+
+def test_defaults_are_applied_by_the_server(cluster):
+    obj = cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("d1"))
+    spec = obj["spec"]
+    assert spec["stop"] == {"timeout": "30s", "waitForCompletion": True}
+    assert spec["backoff"] == {"initial": "1s", "max": "60s"}
+    assert spec["deletionPolicy"] == "Retain" and spec["suspend"] is False
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ({"desiredState": "paused"}, 'Unsupported value: "paused"'),
+    ({"desiredState": None}, "desiredState: Required value"),
+    ({"connectionRef": None}, "connectionRef: Required value"),
+    ({"stop": {"timeout": "soon"}}, "spec.stop.timeout"),
+    ({"stop": {"timeout": "0s"}}, "spec.stop.timeout"),
+    ({"deletionPolicy": "Orphan"}, 'Unsupported value: "Orphan"'),
+    ({"jobId": "a/b"}, "spec.jobId"),
+    ({"jobId": "x" * 600}, "spec.jobId"),
+    ({"config": {"indexPattern": "a", "rollupIndex": "b", "cron": "* * * * * ?",
+                 "groups": {"dateHistogram": {"field": "t", "fixedInterval": "1h", "calendarInterval": "1d"}}}},
+     "set exactly one of calendarInterval or fixedInterval"),
+    ({"config": {"indexPattern": "a", "rollupIndex": "b", "cron": "* * * * * ?", "pageSize": 0,
+                 "groups": {"dateHistogram": {"field": "t", "fixedInterval": "1h"}}}}, "spec.config.pageSize"),
+    ({"config": {"indexPattern": "a", "rollupIndex": "b", "cron": "* * * * * ?",
+                 "groups": {"dateHistogram": {"field": "t", "fixedInterval": "1h"}},
+                 "metrics": [{"field": "v", "metrics": ["median"]}]}}, 'Unsupported value: "median"'),
+])
+def test_bad_input_is_rejected_at_admission_with_a_clear_message(cluster, spec, needle):
+    body = rj("bad")
+    for k, v in spec.items():
+        if v is None:
+            body["spec"].pop(k)
+        else:
+            body["spec"][k] = v
+    assert needle in create_error(cluster, body)
+
+
+@pytest.mark.parametrize("patch,needle", [
+    ({"spec": {"jobId": "other"}}, "spec.jobId is immutable"),
+    ({"spec": {"connectionRef": {"name": "other"}}}, "spec.connectionRef is immutable"),
+])
+def test_identity_fields_are_immutable(cluster, patch, needle):
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("imm", jobId="fixed"))
+    with pytest.raises(ApiException) as e:
+        cluster.patch("imm", patch)
+    assert e.value.status == 422 and needle in json.loads(e.value.body)["message"]
+
+
+def test_config_is_immutable_once_set(cluster):
+    cfg = {"indexPattern": "a", "rollupIndex": "b", "cron": "* * * * * ?",
+           "groups": {"dateHistogram": {"field": "t", "fixedInterval": "1h"}}}
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("cfg", config=cfg))
+    with pytest.raises(ApiException) as e:
+        cluster.patch("cfg", {"spec": {"config": {"cron": "0 * * * * ?"}}})
+    assert "spec.config is immutable once set" in json.loads(e.value.body)["message"]
+    # desiredState stays editable
+    assert cluster.set_desired("cfg", "started")["spec"]["desiredState"] == "started"
+
+
+def test_connection_validation(cluster):
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ElasticsearchConnection", "metadata": {"name": "c"}, "spec": {}}
+    assert "set spec.url" in create_error(cluster, body, "elasticsearchconnections")
+    body["spec"] = {"url": "https://user:pw@es:9200"}
+    assert "spec.url" in create_error(cluster, body, "elasticsearchconnections")
+    body["spec"] = {"url": "http://es:9200", "auth": {"basic": {"secretRef": {"name": "a"}}, "apiKey": {"secretRef": {"name": "b"}}}}
+    assert "either basic or apiKey" in create_error(cluster, body, "elasticsearchconnections")
+
+
+def test_status_goes_only_through_the_status_subresource(cluster):
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("st"))
+    cluster.patch("st", {"status": {"jobState": "stopped"}})
+    assert "status" not in cluster.get("st") or "jobState" not in cluster.get("st").get("status", {})
+    cluster.custom.patch_namespaced_custom_object_status(GROUP, VERSION, cluster.ns, "rollupjobs", "st", {"status": {"jobState": "stopped"}})
+    assert cluster.get("st")["status"]["jobState"] == "stopped"
+
+
+def test_generation_moves_with_spec_not_status(cluster):
+    obj = cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("gen"))
+    g = obj["metadata"]["generation"]
+    cluster.custom.patch_namespaced_custom_object_status(GROUP, VERSION, cluster.ns, "rollupjobs", "gen", {"status": {"message": "x"}})
+    assert cluster.get("gen")["metadata"]["generation"] == g
+    assert cluster.set_desired("gen", "started")["metadata"]["generation"] == g + 1
+
+
+def test_printer_columns_and_short_names(cluster, kubectl):
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("cols"))
+    cluster.custom.patch_namespaced_custom_object_status(GROUP, VERSION, cluster.ns, "rollupjobs", "cols", {"status": {
+        "jobId": "cols", "jobState": "stopping", "observedGeneration": 1,
+        "conditions": [{"type": "Ready", "status": "False", "reason": "Stopping", "message": "m",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}]}})
+    out = kubectl("get", "rj", "-n", cluster.ns).stdout.split("\n")
+    assert out[0].split() == ["NAME", "JOB", "DESIRED", "STATE", "READY", "REASON", "AGE"]
+    assert out[1].split()[:6] == ["cols", "cols", "stopped", "stopping", "False", "Stopping"]
+    explain = kubectl("explain", "rollupjob.spec.desiredState").stdout
+    assert "stopped" in explain and "started" in explain
+
+
+def test_kubectl_wait_for_ready_follows_the_condition(cluster, kubectl):
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("w"))
+    cond = lambda s: {"type": "Ready", "status": s, "reason": "R", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}
+    cluster.custom.patch_namespaced_custom_object_status(GROUP, VERSION, cluster.ns, "rollupjobs", "w", {"status": {"conditions": [cond("False")]}})
+    p = kubectl("wait", "-n", cluster.ns, "--for=condition=Ready", "rollupjob/w", "--timeout=1s", check=False)
+    assert p.returncode != 0
+    cluster.custom.patch_namespaced_custom_object_status(GROUP, VERSION, cluster.ns, "rollupjobs", "w", {"status": {"conditions": [cond("True")]}})
+    p = kubectl("wait", "-n", cluster.ns, "--for=condition=Ready", "rollupjob/w", "--timeout=10s", check=False)
+    assert p.returncode == 0, p.stderr
