@@ -202,32 +202,37 @@ class ObjectParser:
 
     def parse(self, node: Node) -> Any:
         if node.kind != "object":
-            raise parse_error(f"[{node.line}:{node.col}] [{self.name}] Expected START_OBJECT but was: {node.token}")
+            raise _at(parse_error(f"[{node.line}:{node.col}] [{self.name}] Expected START_OBJECT but was: {node.token}"),
+                      (node.line, node.col))
         args: dict[str, Any] = {}
         built: list[Any] = []
         for key, kl, kc, value in node.value:
             spec = self._by_name.get(key)
             if spec is None:
-                raise parse_error(
-                    f"[{kl}:{kc}] [{self.name}] unknown field [{key}]" + suggest(key, self._by_name)
-                )
+                raise _at(parse_error(
+                    f"[{kl}:{kc}] [{self.name}] unknown field [{key}]" + suggest(key, self._by_name)), (kl, kc))
             if value.kind not in spec.tokens:
-                raise parse_error(
-                    f"[{value.line}:{value.col}] [{self.name}] {key} doesn't support values of type: {value.token}"
-                )
+                raise _at(parse_error(
+                    f"[{value.line}:{value.col}] [{self.name}] {key} doesn't support values of type: {value.token}"),
+                    (value.line, value.col))
             try:
                 args[key] = spec.convert(value) if value.kind != "null" else None
                 if len(args) == len(self.fields) and not built:
                     built.append(self._build(args))
             except ESError as e:
-                ll, lc = value.last_loc
-                raise parse_error(f"[{ll}:{lc}] [{self.name}] failed to parse field [{key}]", e)
+                # the Java parser reports where it stands when the failure surfaces
+                ll, lc = getattr(e, "parser_loc", None) or value.last_loc
+                raise _at(parse_error(f"[{ll}:{lc}] [{self.name}] failed to parse field [{key}]", e), (ll, lc))
         if built:
             return built[0]
+        end = (node.end_line, node.end_col)
         missing = [f.name for f in self.fields if f.required and args.get(f.name) is None]
         if missing:
-            raise ESError("illegal_argument_exception", "Required [" + ", ".join(missing) + "]", 400, PLAIN)
-        return self._build(args)
+            raise _at(ESError("illegal_argument_exception", "Required [" + ", ".join(missing) + "]", 400, PLAIN), end)
+        try:
+            return self._build(args)
+        except ESError as e:
+            raise _at(e, end)
 
     def _build(self, args: dict[str, Any]) -> Any:
         try:
@@ -236,6 +241,12 @@ class ObjectParser:
             if e.kind == XCONTENT:
                 raise parse_error(f"failed to build [{self.name}] after last required field arrived", e)
             raise parse_error(f"Failed to build [{self.name}] after last required field arrived", e)
+
+
+def _at(err: ESError, loc: tuple[int, int]) -> ESError:
+    if getattr(err, "parser_loc", None) is None:
+        err.parser_loc = loc  # type: ignore[attr-defined]
+    return err
 
 
 def as_string(node: Node) -> str:
