@@ -57,7 +57,7 @@ def emulator():
 
     yield make
     for emu in started:
-        emu.stop()
+        emu.close()
 
 
 @pytest.fixture
