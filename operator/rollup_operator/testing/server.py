@@ -177,10 +177,10 @@ class RestServer:
             await asyncio.sleep(self.emu.latency)
         try:
             response = await self._process(ctx)
-        except ConnectionResetError:
+        except ConnectionResetError:  # the node "restarted" under this request: drop the connection
             if request.transport is not None:
                 request.transport.close()
-            raise
+            return web.Response(status=500)
         if self.emu.log_requests:
             user = ctx.principal.name if ctx.principal is not None else None
             self.emu._log(RequestRecord(ctx.method, ctx.path, query, response.status, started, user,
