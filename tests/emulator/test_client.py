@@ -58,6 +58,7 @@ async def test_start_of_missing_job_is_not_found(es):
     assert exc.value.body["error"]["reason"] == "Task for Rollup Job [nope] not found"
 
 
+@pytest.mark.filterwarnings("ignore::elasticsearch.ElasticsearchWarning")
 @pytest.mark.parametrize("version,status", [("8.17.0", 500), ("9.1.0", 429)])
 async def test_stop_slower_than_timeout_times_out_then_job_stops(version, status):
     async with ElasticsearchEmulator(version=version, auto_trigger=False, page_duration=0.4) as emu:
@@ -139,6 +140,7 @@ PUT_BODY = dict(index_pattern="rollup-source", rollup_index="rollup-target", cro
                 metrics=[{"field": "value", "metrics": ["min", "max"]}])
 
 
+@pytest.mark.filterwarnings("ignore::elasticsearch.ElasticsearchWarning")
 @pytest.mark.parametrize("version,refused", [("8.14.0", False), ("8.15.0", True), ("9.1.0", True)])
 async def test_usage_rule_from_8_15(version, refused):
     async with ElasticsearchEmulator(version=version, auto_trigger=False) as emu:

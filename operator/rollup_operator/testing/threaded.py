@@ -133,7 +133,7 @@ class EmulatorThread:
             call.__name__ = name
             call.__doc__ = method.__doc__
             return call
-        if name.startswith("_"):
+        if name.startswith("_") or "emulator" not in self.__dict__:
             raise AttributeError(name)
         return getattr(self.__dict__["emulator"], name)
 
