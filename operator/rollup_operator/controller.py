@@ -416,17 +416,16 @@ class Controller:
         if previous is not None:
             with contextlib.suppress(Exception):
                 await previous
-        if event is not None:
-            asyncio.create_task(self.kube.event(rt.ref, *event))
-        if patch is None:
-            return
-        try:
-            obj = await self.kube.patch_job_status(rt.namespace, rt.name, patch)
-        except Exception as e:  # noqa: BLE001
-            rt.log.error("cannot write status: %s", e)
-            return
-        if obj is not None:
-            rt.rv = max(rt.rv, _rv(obj.get("metadata") or {}))
+        if patch is not None:
+            try:
+                obj = await self.kube.patch_job_status(rt.namespace, rt.name, patch)
+            except Exception as e:  # noqa: BLE001
+                rt.log.error("cannot write status: %s", e)
+                obj = None
+            if obj is not None:
+                rt.rv = max(rt.rv, _rv(obj.get("metadata") or {}))
+        if event is not None:  # after the status it describes, in order with the job's other events
+            await self.kube.event(rt.ref, *event)
 
     async def _write_invalid(self, rt: JobRuntime) -> None:
         wanted = invalid_status(rt.generation, rt.invalid or "invalid spec", rt.status, now_iso())
