@@ -61,6 +61,9 @@ def apiserver():
     try:
         yield server
     finally:
+        rss = server.rss_bytes()
+        if rss:
+            _progress(f"[harness] kube-apiserver+etcd RSS at session end: {rss / 2**20:.0f} MiB")
         server.stop()
 
 
