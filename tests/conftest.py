@@ -34,15 +34,25 @@ if str(REPO_ROOT) not in sys.path:  # so `tests.harness` imports however pytest 
 from tests.harness.gobuild import GoToolchainMissing, find_go  # noqa: E402
 
 
-def _progress(msg: str) -> None:
-    # Build progress must be visible even with pytest's capture on: write to the real stderr.
-    sys.__stderr__.write(msg + "\n")
-    sys.__stderr__.flush()
+def _progress_for(config):
+    """Print around pytest's output capture (fd-level), so build progress shows live."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+
+    def progress(msg: str) -> None:
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                sys.stderr.write(msg + "\n")
+                sys.stderr.flush()
+        else:
+            sys.stderr.write(msg + "\n")
+
+    return progress
 
 
 @pytest.fixture(scope="session")
-def apiserver():
+def apiserver(pytestconfig):
     """A running kube-apiserver (+ etcd) shared by the whole session; stopped at the end."""
+    _progress = _progress_for(pytestconfig)
     if os.environ.get("ROLLUP_NO_APISERVER") == "1":
         pytest.skip("real kube-apiserver disabled by ROLLUP_NO_APISERVER=1")
     if not find_go():
