@@ -34,6 +34,7 @@
 #                     (default manage_rollup, the documented requirement)
 #   SKIP_BUILD=1      do not docker build; use an existing local image rollup-operator:e2e
 #   E2E_TIMEOUT       seconds to wait for each asserted state (default 180)
+#   E2E_WORK_DIR      where the cluster's kubeconfig is written (default .cache/e2e)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -59,7 +60,7 @@ E2E_TIMEOUT="${E2E_TIMEOUT:-180}"
 ES_NS="es-e2e"
 NS="rollup-e2e"
 OP_NS="rollup-operator-system"
-WORK_DIR="${ROOT}/.cache/e2e"
+WORK_DIR="${E2E_WORK_DIR:-${ROOT}/.cache/e2e}"
 export KUBECONFIG="${WORK_DIR}/kubeconfig-${CLUSTER_NAME}"
 
 CREATED_CLUSTER=0
