@@ -20,7 +20,10 @@ import pytest
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
-pytestmark = pytest.mark.skipif(shutil.which("python3") is None, reason="run.sh needs python3 on PATH")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("python3") is None, reason="run.sh needs python3 on PATH"),
+]
 
 
 def run(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, dict, list[list[str]]]:

@@ -1,0 +1,77 @@
+-- Argo CD health check for rollup.esops.dev/RollupJob (resource.customizations.health.rollup.esops.dev_RollupJob).
+-- Reads what the operator writes: status.observedGeneration, the Ready/Reconciling/Stalled
+-- conditions and status.suspended. First match wins:
+--   no status, or status for an older generation -> Progressing (waiting for the operator)
+--   Stalled=True     -> Degraded    (needs a human: JobNotFound, Forbidden, ConfigConflict, ...)
+--   Reconciling=True -> Progressing (stopping, starting, creating, retrying a transient error)
+--   Ready=True       -> Healthy     (the server reports the desired state)
+--   suspended        -> Suspended   (enforcement paused and the server is not in the desired state)
+--   otherwise        -> Progressing
+local hs = {}
+
+local function condition(status, type_)
+  if status == nil or status.conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(status.conditions) do
+    if c.type == type_ then
+      return c
+    end
+  end
+  return nil
+end
+
+local function text(c, fallback)
+  if c ~= nil and c.message ~= nil and c.message ~= "" then
+    return c.message
+  end
+  if c ~= nil and c.reason ~= nil and c.reason ~= "" then
+    return c.reason
+  end
+  return fallback
+end
+
+local status = obj.status
+if status == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to report status"
+  return hs
+end
+
+local generation = obj.metadata.generation
+if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe generation " .. tostring(generation)
+  return hs
+end
+
+local stalled = condition(status, "Stalled")
+if stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"
+  hs.message = text(stalled, "Stalled")
+  return hs
+end
+
+local reconciling = condition(status, "Reconciling")
+if reconciling ~= nil and reconciling.status == "True" then
+  hs.status = "Progressing"
+  hs.message = text(reconciling, "Reconciling")
+  return hs
+end
+
+local ready = condition(status, "Ready")
+if ready ~= nil and ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = text(ready, "Ready")
+  return hs
+end
+
+if status.suspended == true then
+  hs.status = "Suspended"
+  hs.message = text(ready, "Enforcement is suspended")
+  return hs
+end
+
+hs.status = "Progressing"
+hs.message = text(ready, "Waiting for the operator")
+return hs
