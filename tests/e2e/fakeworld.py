@@ -9,7 +9,8 @@ cleanup trap. See test_run_sh_fake.py.
 Usage: a directory on PATH holds ``docker``, ``kind``, ``kubectl`` and ``curl`` wrappers that run
 ``python fakeworld.py <tool> args...``. State is one JSON file (``$FAKEWORLD_STATE``); every call
 is appended to ``$FAKEWORLD_STATE.log``. Knobs (environment): ``FAKEWORLD_BREAK_STOP=1`` makes the
-fake operator never stop a job.
+fake operator never stop a job; ``FAKEWORLD_REQUIRE_MONITOR=1`` makes its connection need the
+``monitor`` privilege besides ``manage_rollup`` (as the real operator's GET / does today).
 """
 
 from __future__ import annotations
@@ -328,9 +329,13 @@ def reconcile(c: dict) -> None:
         if kind_ == "ElasticsearchConnection":
             secret = objs.get(key("Secret", meta["namespace"], obj["spec"]["auth"]["basic"]["secretRef"]["name"]))
             user = es["users"].get((secret or {}).get("stringData", {}).get("username", ""))
-            ok = bool(user) and any("manage_rollup" in es["roles"].get(r, []) for r in user["roles"])
+            granted = {p for r in (user or {}).get("roles", []) for p in es["roles"].get(r, [])}
+            need = {"manage_rollup", "monitor"} if os.environ.get("FAKEWORLD_REQUIRE_MONITOR") == "1" else {"manage_rollup"}
+            ok = bool(user) and need <= granted
+            message = "connected" if ok else "action [cluster:monitor/main] is unauthorized for user"
             obj["status"] = {"observedGeneration": gen, "conditions": [
-                {"type": "Ready", "status": "True" if ok else "False", "reason": "Connected" if ok else "Forbidden", "observedGeneration": gen}]}
+                {"type": "Ready", "status": "True" if ok else "False", "reason": "Connected" if ok else "Forbidden",
+                 "message": message, "observedGeneration": gen}]}
         elif kind_ == "RollupJob":
             spec = obj["spec"]
             jid = spec.get("jobId", meta["name"])

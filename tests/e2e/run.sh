@@ -291,8 +291,9 @@ step "assert: the connection is Ready"
 until_true "elasticsearchconnection/e2e-es to observe its generation" generation_observed elasticsearchconnection/e2e-es
 if ! kubectl -n "${NS}" wait --for=condition=Ready elasticsearchconnection/e2e-es --timeout="${E2E_TIMEOUT}s"; then
   fail "the connection is not Ready: $(jsonpath elasticsearchconnection/e2e-es '{.status.conditions}')
-  (the operator's user has the cluster privileges [${E2E_ES_CLUSTER_PRIVILEGES}]; if the message names
-  cluster:monitor/main, the operator's GET / needs the monitor privilege as well: see tests/e2e/README.md)"
+  The operator's user has the cluster privileges [${E2E_ES_CLUSTER_PRIVILEGES}]. If the message names
+  cluster:monitor/main: the operator's GET / needs the monitor privilege too (known issue, see
+  tests/e2e/README.md); E2E_ES_CLUSTER_PRIVILEGES=manage_rollup,monitor works around it."
 fi
 
 step "assert: sensor-hourly (existing job, desiredState started) is Ready"

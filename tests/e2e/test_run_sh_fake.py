@@ -90,3 +90,17 @@ def test_an_existing_cluster_is_not_touched_without_reuse(tmp_path):
     proc, state, _ = run(tmp_path)
     assert proc.returncode == 1 and "a kind cluster named fake-e2e exists" in proc.stderr
     assert list(state["clusters"]) == ["fake-e2e"], "a cluster run.sh did not create was deleted"
+
+
+def test_a_forbidden_connection_fails_with_the_privilege_hint(tmp_path):
+    proc, state, _ = run(tmp_path, FAKEWORLD_REQUIRE_MONITOR="1")
+    assert proc.returncode == 1
+    assert "E2E FAILED (assert: the connection is Ready)" in proc.stderr
+    assert "E2E_ES_CLUSTER_PRIVILEGES=manage_rollup,monitor works around it" in proc.stderr
+    assert state["clusters"] == {}
+
+
+def test_extra_cluster_privileges_reach_the_role(tmp_path):
+    proc, _, calls = run(tmp_path, FAKEWORLD_REQUIRE_MONITOR="1", E2E_ES_CLUSTER_PRIVILEGES="manage_rollup, monitor")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "cluster privileges: manage_rollup, monitor" in proc.stderr
