@@ -105,6 +105,24 @@ class Cluster:
     def event_reasons(self, name: str) -> list[str]:
         return [e.reason for e in self.events(name)]
 
+    def wait_events(self, name: str, *reasons: str, timeout: float = 10) -> list[str]:
+        """Wait until the events about ``name`` include ``reasons`` (a multiset); returns all reasons.
+
+        Events are posted right after the status they describe, so a test that saw the status
+        may have to wait a moment for the event."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.event_reasons(name)
+            missing = list(reasons)
+            for r in got:
+                if r in missing:
+                    missing.remove(r)
+            if not missing:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"events for {name}: wanted {sorted(reasons)}, got {got}")
+            time.sleep(0.1)
+
     # --- waiting --------------------------------------------------------------------------
     def wait(self, name: str, pred: Callable[[dict], bool], timeout: float = 30, what: str = "condition",
              plural: str = "rollupjobs") -> dict:

@@ -38,7 +38,7 @@ def test_created_from_config_then_started(cluster, emulator, operator):
     assert emu.get_job("made")["config"]["rollup_index"] == "rollup-target"
     puts = emu.requests(method="PUT", path="/_rollup/job/made")
     assert len(puts) == 1 and puts[0].status == 200
-    assert sorted(cluster.event_reasons("made")) == ["Creating", "StartRequested", "Started"]
+    assert sorted(cluster.wait_events("made", "Creating", "StartRequested", "Started")) == ["Creating", "StartRequested", "Started"]
 
 
 def test_existing_job_with_same_config_is_adopted_not_recreated(cluster, emulator, operator):
@@ -133,7 +133,7 @@ def test_delete_while_server_down_keeps_the_finalizer_until_it_is_back(cluster, 
     cluster.delete("later")
     obj = cluster.wait_reason("later", "DeletionBlocked", timeout=20)
     assert "release-finalizer" in condition(obj, "Ready")["message"]
-    assert "DeletionBlocked" in cluster.event_reasons("later")
+    cluster.wait_events("later", "DeletionBlocked")
     assert [e.type for e in cluster.events("later") if e.reason == "DeletionBlocked"] == ["Warning"]
     time.sleep(2)
     assert cluster.exists("later") and emu.job_state("later") == "stopped"
@@ -170,6 +170,7 @@ def test_drift_is_corrected_with_one_event(cluster, emulator, operator):
         "drift", lambda o: "DriftDetected" in cluster.event_reasons("drift") and emu.job_state("drift") == "stopped",
         timeout=20, what="drift corrected")
     cluster.wait_ready("drift")
+    time.sleep(1)
     assert cluster.event_reasons("drift").count("DriftDetected") == 1
 
 

@@ -40,7 +40,7 @@ def test_stop_of_an_indexing_job_slower_than_the_timeout_retries_until_stopped(c
     assert all(r.query.get("wait_for_completion") == "true" and r.query.get("timeout") == "1s" for r in calls)
     assert [r.status for r in calls[:-1]] == [500] * (len(calls) - 1) and calls[-1].status == 200
     assert st["stopAttempts"] == len(calls) and st.get("lastStopAttemptTime")
-    reasons = cluster.event_reasons("slow")
+    reasons = cluster.wait_events("slow", "StopRequested", "StopTimedOut", "Stopped")
     assert reasons.count("StopRequested") == 1 and reasons.count("StopTimedOut") == 1 and reasons.count("Stopped") == 1, reasons
 
 
@@ -71,7 +71,7 @@ def test_start_of_a_stopped_job(cluster, emulator, operator):
     assert obj["status"]["jobState"] == "started" and emu.job_state("s1") == "started"
     assert condition(obj, "Ready")["reason"] == "Started"
     assert len([r for r in emu.requests(method="POST") if r.path.endswith("/_start")]) == 1
-    assert sorted(cluster.event_reasons("s1")) == ["StartRequested", "Started"]
+    assert sorted(cluster.wait_events("s1", "StartRequested", "Started")) == ["StartRequested", "Started"]
 
 
 def test_converged_jobs_cost_no_calls_and_no_writes(cluster, emulator, operator):
