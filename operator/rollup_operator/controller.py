@@ -35,6 +35,8 @@ from .decide import (
     advance,
     decide,
     observation_after,
+    read_failed,
+    read_succeeded,
 )
 from .kube import Kube, KubeError
 from .model import FINALIZER, JOB_KIND, CONNECTION_KIND, InvalidSpec, JobSpec, job_spec_from_body
@@ -215,6 +217,8 @@ class Controller:
                 if d.action is None:
                     if d.requeue_after is None:
                         return
+                    if isinstance(obs, Failure):
+                        rt.progress = read_failed(rt.progress)  # the next look backs off further
                     if not await self._sleep(rt, d.requeue_after):
                         rt.need_fresh_after = time.monotonic()
                         rt.obs = None
@@ -243,6 +247,8 @@ class Controller:
             return rt.obs
         snap = await conn.snapshot(rt.need_fresh_after)
         rt.obs, rt.obs_time = snap.observe(spec.job_id), snap.started_at
+        if not isinstance(rt.obs, Failure):
+            rt.progress = read_succeeded(rt.progress)
         return rt.obs
 
     async def _read_through_connection(self, namespace: str, name: str) -> Connection | None:

@@ -258,6 +258,19 @@ def advance(progress: Progress, action: Action, outcome: Outcome) -> Progress:
     return p
 
 
+def read_failed(progress: Progress) -> Progress:
+    """A look at the server failed (unreachable, TLS, 5xx) and the job waits to look again: that is
+    one more consecutive failure, so the next wait backs off further (pure)."""
+    return replace(progress, failures=progress.failures + 1, last_action="read")
+
+
+def read_succeeded(progress: Progress) -> Progress:
+    """A look at the server succeeded: a streak of failed reads is over (pure)."""
+    if progress.last_action == "read":
+        return replace(progress, failures=0, last_action=None)
+    return progress
+
+
 def observation_after(action: Action, outcome: Outcome, before: Observation) -> Observation | None:
     """What an outcome tells us of the server without another read, or None if a read is needed.
 
