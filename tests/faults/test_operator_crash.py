@@ -1,0 +1,147 @@
+"""Scenario 2: the operator process is SIGKILLed in the middle of a stop retry loop and restarted."""
+
+import time
+
+import pytest
+
+from tests.integration.support import condition
+
+from .tools import StateLog, Watch, calls, connect, wait_for
+
+pytestmark = pytest.mark.apiserver
+
+FINALIZER = "rollup.esops.dev/cleanup"
+
+
+def _indexing_job(emu, job_id, stop_delay):
+    emu.add_job(job_id, state="started", stop_delay=stop_delay, pages_per_run=None, page_duration=60)
+    assert emu.trigger(job_id) and emu.job_state(job_id) == "indexing"
+
+
+def test_sigkill_during_stop_retries_then_restart(cluster, emulator, operator, report):
+    row = report("2a. SIGKILL during a stop retry loop, restart (Retain)",
+                 "the restarted process resumes and converges (Ready, stopped); no start, no DELETE, no stop after the "
+                 "job reached stopped; status.stopAttempts counts every stop call of the generation (both processes); "
+                 "one Stopped event")
+    emu = emulator(auto_trigger=False)
+    log = StateLog(emu)
+    _indexing_job(emu, "k", stop_delay=7)
+    connect(cluster, emu)
+    cluster.job("k", "stopped", stop={"timeout": "1s"})
+    op1 = operator()
+    cluster.wait("k", lambda o: (o.get("status") or {}).get("stopAttempts", 0) >= 2, timeout=20,
+                 what="a stop that timed out and was retried")
+    t_kill = time.time()
+    op1.kill()
+    before = len(calls(emu, "k", "stop"))
+    time.sleep(1.0)  # nobody is watching; the job keeps stopping on the server
+    op2 = operator()
+    t_restart = time.time()
+    obj = cluster.wait_ready("k", timeout=30)
+    t_ready = time.time()
+    assert obj["status"]["jobState"] == "stopped" and emu.job_state("k") == "stopped"
+    stops = calls(emu, "k", "stop")
+    t_stopped = log.first("k", "stopped")
+    assert t_stopped is not None
+    assert not calls(emu, "k", "start") and not emu.requests(method="DELETE")
+    late = [round(r.timestamp - t_stopped, 3) for r in stops if r.timestamp > t_stopped]
+    assert not late, f"stop calls after the job had stopped: {late}"
+    assert len(stops) > before, "the restarted process did not resume the stop"
+    assert obj["status"]["stopAttempts"] == len(stops), (obj["status"]["stopAttempts"], len(stops))
+    reasons = cluster.event_reasons("k")
+    assert reasons.count("Stopped") == 1 and reasons.count("StopRequested") == 1, reasons
+    assert "Traceback" not in op2.logs()
+    row.num(stop_calls_before_kill=before, stop_calls_total=len(stops), restart_to_ready_s=t_ready - t_restart,
+            kill_to_ready_s=t_ready - t_kill)
+    log.close()
+
+
+def test_sigkill_during_stop_before_delete_then_restart(cluster, emulator, operator, report, admin_kubeconfig):
+    row = report("2b. SIGKILL during the stop-before-delete (deletionPolicy Delete), restart",
+                 "exactly one DELETE (200), sent after the job reached stopped; no stop after it; the RollupJob "
+                 "(finalizer) goes only after the DELETE succeeded")
+    emu = emulator(auto_trigger=False)
+    log = StateLog(emu)
+    _indexing_job(emu, "kd", stop_delay=7)
+    connect(cluster, emu)
+    cluster.job("kd", "started", deletionPolicy="Delete", stop={"timeout": "1s"})
+    w = Watch(admin_kubeconfig, cluster.ns)
+    try:
+        op1 = operator()
+        obj = cluster.wait_ready("kd", timeout=20)
+        assert obj["metadata"]["finalizers"] == [FINALIZER]
+        cluster.delete("kd")
+        cluster.wait("kd", lambda o: (o.get("status") or {}).get("stopAttempts", 0) >= 2
+                     and condition(o, "Ready").get("reason") == "Deleting", timeout=20, what="stop-before-delete retried")
+        op1.kill()
+        before = len(calls(emu, "kd", "stop"))
+        assert not emu.requests(method="DELETE")
+        time.sleep(1.0)
+        op2 = operator()
+        cluster.wait_gone("kd", timeout=30)
+        gone = wait_for(lambda: w.deleted_at("kd"), 10, "the DELETED watch event")
+        deletes = emu.requests(method="DELETE")
+        assert [(r.path, r.status) for r in deletes] == [("/_rollup/job/kd", 200)], [(r.path, r.status) for r in deletes]
+        t_stopped = log.first("kd", "stopped")
+        assert t_stopped is not None and deletes[0].timestamp > t_stopped
+        assert emu.job_state("kd") is None
+        stops = calls(emu, "kd", "stop")
+        assert len(stops) > before and all(r.timestamp < deletes[0].timestamp for r in stops)
+        # the object existed, with its finalizer, until the DELETE had been answered
+        assert gone > deletes[0].timestamp + deletes[0].duration - 0.01
+        assert all(FINALIZER in (o["metadata"].get("finalizers") or []) for t, o in w.statuses("kd") if t < deletes[0].timestamp)
+        assert "Traceback" not in op2.logs()
+        row.num(stop_calls_before_kill=before, stop_calls_total=len(stops),
+                delete_after_stopped_s=deletes[0].timestamp - t_stopped, object_gone_after_delete_s=gone - deletes[0].timestamp)
+    finally:
+        w.close()
+        log.close()
+
+
+def test_sigkill_while_the_delete_is_in_flight(cluster, emulator, operator, report, admin_kubeconfig):
+    # The DELETE is held 2 s by the emulator (latency switched on the moment the job stops), and the
+    # operator is killed while it waits for the answer: the server deletes the job, the operator never
+    # hears it. The restarted process must see the job absent and only release the finalizer.
+    latency = 2.0
+    row = report("2c. SIGKILL while the DELETE is in flight (answer never received), restart",
+                 "the server deletes the job once; the restarted process sends no second DELETE and no stop, and "
+                 "releases the finalizer (object gone after the DELETE)")
+    emu = emulator(auto_trigger=False)
+    log = StateLog(emu)
+    _indexing_job(emu, "kf", stop_delay=3)
+
+    def slow_after_stop(job, old, new):
+        if job.id == "kf" and new == "stopped":
+            emu.emulator.set_latency(latency)
+
+    emu.loop_thread.call(lambda: emu.emulator.cluster.listeners.append(slow_after_stop))
+    connect(cluster, emu)
+    cluster.job("kf", "started", deletionPolicy="Delete", stop={"timeout": "1s"})
+    w = Watch(admin_kubeconfig, cluster.ns)
+    try:
+        op1 = operator()
+        cluster.wait_ready("kf", timeout=20)
+        cluster.delete("kf")
+        t_stopped = wait_for(lambda: log.first("kf", "stopped"), 20, "the job to stop")
+        # the confirming read takes `latency`, then the DELETE arrives and is held `latency`
+        wait_for(lambda: time.time() > t_stopped + 1.5 * latency, 10, "the DELETE to be in flight", 0.01)
+        t_kill = time.time()
+        op1.kill()
+        emu.set_latency(0.0)
+        deletes = wait_for(lambda: emu.requests(method="DELETE"), 10, "the held DELETE to be processed")
+        in_flight = deletes[0].timestamp < t_kill < deletes[0].timestamp + deletes[0].duration
+        op2 = operator()
+        cluster.wait_gone("kf", timeout=30)
+        gone = wait_for(lambda: w.deleted_at("kf"), 10, "the DELETED watch event")
+        time.sleep(0.5)
+        deletes = emu.requests(method="DELETE")
+        assert [(r.path, r.status) for r in deletes] == [("/_rollup/job/kf", 200)]
+        assert in_flight, ("the kill did not land while the DELETE was held", deletes[0].timestamp - t_kill)
+        assert not [r for r in calls(emu, "kf", "stop") if r.timestamp > deletes[0].timestamp]
+        assert gone > deletes[0].timestamp
+        assert emu.job_state("kf") is None and "Traceback" not in op2.logs()
+        row.num(delete_arrival_before_kill_s=t_kill - deletes[0].timestamp, delete_held_s=deletes[0].duration,
+                object_gone_after_restart_s=gone - t_kill)
+    finally:
+        w.close()
+        log.close()
