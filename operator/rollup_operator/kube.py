@@ -58,9 +58,12 @@ class Kube:
     async def _call(self, fn, *args) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    def _request(self, method: str, **kw) -> Any:
+    def _request(self, method: str, *, missing_ok: bool = False, write: str | None = None, **kw) -> Any:
+        """One API call. ``missing_ok``: a 404 returns None. ``write``: count it in the writes metric."""
         resp = getattr(self.api, method)(**kw)
         if resp.status_code >= 400:
+            if resp.status_code == 404 and missing_ok:
+                return None
             try:
                 msg = resp.json().get("message", resp.text)
             except ValueError:
@@ -68,25 +71,21 @@ class Kube:
             if resp.status_code == 403:
                 log.error("RBAC denies the operator: %s %s: %s", method.upper(), kw.get("url"), msg)
             raise KubeError(resp.status_code, msg)
+        if write:
+            metrics.K8S_WRITES.labels(kind=write).inc()
         return resp.json() if resp.content else None
+
+    async def _api(self, method: str, **kw) -> Any:
+        return await self._call(lambda: self._request(method, **kw))
 
     # --- RollupJob / ElasticsearchConnection -----------------------------------------------
 
     async def patch_status(self, plural: str, namespace: str, name: str, status_patch: Mapping) -> dict | None:
         """Merge-patch ``status`` through the status subresource; returns the object, None if gone."""
-        def do():
-            try:
-                obj = self._request(
-                    "patch", version=API_VERSION, namespace=namespace, url=f"{plural}/{name}/status",
-                    headers=MERGE, data=json.dumps({"status": status_patch}),
-                )
-            except KubeError as e:
-                if e.status == 404:
-                    return None
-                raise
-            metrics.K8S_WRITES.labels(kind="status").inc()
-            return obj
-        return await self._call(do)
+        return await self._api(
+            "patch", missing_ok=True, write="status", version=API_VERSION, namespace=namespace,
+            url=f"{plural}/{name}/status", headers=MERGE, data=json.dumps({"status": status_patch}),
+        )
 
     async def patch_job_status(self, namespace: str, name: str, status_patch: Mapping) -> dict | None:
         return await self.patch_status(JOB_PLURAL, namespace, name, status_patch)
@@ -99,47 +98,25 @@ class Kube:
         meta: dict[str, Any] = {"finalizers": finalizers or None}
         if resource_version:
             meta["resourceVersion"] = resource_version
-
-        def do():
-            try:
-                obj = self._request(
-                    "patch", version=API_VERSION, namespace=namespace, url=f"{JOB_PLURAL}/{name}",
-                    headers=MERGE, data=json.dumps({"metadata": meta}),
-                )
-            except KubeError as e:
-                if e.status == 404:
-                    return None
-                raise
-            metrics.K8S_WRITES.labels(kind="finalizer").inc()
-            return obj
-        return await self._call(do)
+        return await self._api(
+            "patch", missing_ok=True, write="finalizer", version=API_VERSION, namespace=namespace,
+            url=f"{JOB_PLURAL}/{name}", headers=MERGE, data=json.dumps({"metadata": meta}),
+        )
 
     async def get_connection(self, namespace: str, name: str) -> dict | None:
         """Read one ElasticsearchConnection (a cache miss: a job named it before the watch did)."""
-        def do():
-            try:
-                return self._request("get", version=API_VERSION, namespace=namespace, url=f"{CONNECTION_PLURAL}/{name}")
-            except KubeError as e:
-                if e.status == 404:
-                    return None
-                raise
-        return await self._call(do)
+        return await self._api("get", missing_ok=True, version=API_VERSION, namespace=namespace, url=f"{CONNECTION_PLURAL}/{name}")
 
     # --- Secrets (read only) -------------------------------------------------------------
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """The decoded data of a Secret, or None if it does not exist."""
-        def do():
-            try:
-                obj = self._request("get", version="v1", namespace=namespace, url=f"secrets/{name}")
-            except KubeError as e:
-                if e.status == 404:
-                    return None
-                raise
-            data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
-            data.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
-            return data
-        return await self._call(do)
+        obj = await self._api("get", missing_ok=True, version="v1", namespace=namespace, url=f"secrets/{name}")
+        if obj is None:
+            return None
+        data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+        data.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
+        return data
 
     # --- Events --------------------------------------------------------------------------
 
@@ -168,11 +145,7 @@ class Kube:
             "count": 1,
         }
 
-        def do():
-            self._request("post", version="v1", namespace=ref["namespace"], url="events", data=json.dumps(body))
-            metrics.K8S_WRITES.labels(kind="event").inc()
-
         try:
-            await self._call(do)
+            await self._api("post", write="event", version="v1", namespace=ref["namespace"], url="events", data=json.dumps(body))
         except Exception as e:  # noqa: BLE001 - events are best effort
             log.warning("could not post event %s for %s/%s: %s", reason, ref["namespace"], ref["name"], e)
