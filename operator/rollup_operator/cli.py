@@ -49,8 +49,6 @@ def _parser() -> argparse.ArgumentParser:
                      help="how long a shared read waits for other jobs to join before it is sent")
     run.add_argument("--kube-writers", type=int, default=16, metavar="N",
                      help="status/event writes to the Kubernetes API in flight at once")
-    run.add_argument("--peering", metavar="NAME", default=None,
-                     help="use kopf peering with this name (for more than one replica); default is standalone")
     return p
 
 
@@ -116,8 +114,7 @@ async def _run(args: argparse.Namespace) -> None:
         await kopf.operator(
             registry=registry,
             settings=settings,
-            standalone=args.peering is None,
-            peering_name=args.peering,
+            standalone=True,  # one replica (Deployment strategy Recreate); no peering objects needed
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=args.liveness_endpoint,
