@@ -48,10 +48,13 @@ LABEL org.opencontainers.image.title="rollup-operator" \
       org.opencontainers.image.vendor="esops" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 # HOME=/tmp: anything that wants a writable home gets the emptyDir, not the read-only root fs.
+# USER: kopf names itself after getpass.getuser(), which raises when the uid has no /etc/passwd
+# entry and $USER is unset; with it set, any runAsUser works (e.g. OpenShift's random uids).
 ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    HOME=/tmp
+    HOME=/tmp \
+    USER=nonroot
 RUN groupadd --system --gid 65532 nonroot \
  && useradd --system --uid 65532 --gid 65532 --home-dir /tmp --no-create-home \
       --shell /usr/sbin/nologin nonroot

@@ -147,6 +147,9 @@ def test_python_env_and_path(final):
     assert env["PATH"].startswith("/opt/venv/bin:")
     # read-only root filesystem: the only writable place is the /tmp emptyDir
     assert env.get("HOME") == "/tmp"
+    # kopf calls getpass.getuser(): without $USER it needs a passwd entry for the uid
+    assert env.get("USER") == "nonroot"
+    assert "useradd" in " ".join(final.all("RUN")) and " nonroot" in " ".join(final.all("RUN"))
 
 
 def test_oci_labels(dockerfile, final):
