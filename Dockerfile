@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # rollup-operator container image.
 #
 #   docker build -t ghcr.io/esops/rollup-operator:0.1.0 .
