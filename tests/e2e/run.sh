@@ -4,7 +4,7 @@
 #
 #   bash tests/e2e/run.sh            # or: make e2e
 #
-# Needs: docker (a running engine), kind, kubectl, python3, curl-free host (all Elasticsearch calls
+# Needs: docker (a running engine), kind, kubectl, python3; no curl on the host (all Elasticsearch calls
 # are made with curl inside the Elasticsearch pod).
 #
 # What it does (see tests/e2e/README.md for the why):
