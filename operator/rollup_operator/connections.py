@@ -33,6 +33,7 @@ from . import metrics
 from .gateway import Gateway
 from .model import ConnectionSpec, InvalidSpec, connection_spec_from_body
 from .observations import (
+    FORBIDDEN,
     INVALID_CONNECTION,
     SECRET_NOT_FOUND,
     UNAUTHORIZED,
@@ -62,9 +63,9 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class ServerInfo:
-    version: str
-    deprecated: bool  # rollups deprecated on this version (8.11+)
-    usage_rule: bool  # new jobs need existing rollup usage (8.15+)
+    version: str | None  # None: GET / was forbidden (a user without the monitor privilege)
+    deprecated: bool | None  # rollups deprecated on this version (8.11+)
+    usage_rule: bool | None  # new jobs need existing rollup usage (8.15+)
 
 
 def _version_tuple(v: str) -> tuple[int, int]:
@@ -167,7 +168,9 @@ class Connection:
                 self.failure = creds
                 return creds
             kwargs, fingerprint = creds
-            if self.client is not None and fingerprint == self._fingerprint and self.info is not None:
+            if self.client is not None and fingerprint == self._fingerprint:
+                if self.info is None:  # the server could not be asked yet: ask again, same client
+                    self.failure = await self._check_server()
                 return self.failure
             old = self.client
             spec = self.spec
@@ -194,6 +197,11 @@ class Connection:
         async with self.slots:
             info = await self.gateway.info()
         if isinstance(info, Failure):
+            if info.kind == FORBIDDEN:
+                # GET / needs the cluster privilege monitor, which a manage_rollup-only user lacks.
+                # The rollup calls do not need it: carry on without knowing the version.
+                self.info = ServerInfo(None, None, None)
+                return None
             self.info = None
             # Reachability problems are not sticky: jobs still try, and see the failure themselves.
             return info if not info.transient else None

@@ -156,7 +156,8 @@ def connection_status(
 ) -> dict:
     previous = previous or {}
     if failure is None:
-        v = Verdict(READY, "Connected", f"Elasticsearch {version} is reachable; {server_jobs} rollup job(s) on the cluster", "")
+        what = f"Elasticsearch {version}" if version else "Elasticsearch (version unknown: GET / needs the monitor privilege)"
+        v = Verdict(READY, "Connected", f"{what} is reachable; {server_jobs} rollup job(s) on the cluster", "")
     elif failure.transient:
         v = Verdict(PROGRESSING, failure.kind, failure.message, "")
     else:

@@ -156,3 +156,17 @@ def test_server_down_then_back_converges(cluster, emulator, operator):
     obj = cluster.wait_ready("outage", timeout=30)
     assert emu.job_state("outage") == "stopped"
     assert "Traceback" not in op.logs()
+
+
+def test_a_manage_rollup_only_user_is_enough(cluster, emulator, operator):
+    """GET / needs 'monitor', which a least-privilege rollup user lacks: the operator carries on without the version."""
+    emu = emulator(auto_trigger=False, users={"roller": {"password": "roller-pw", "privileges": ["manage_rollup"]}})
+    emu.add_job("lp", state="started")
+    cluster.secret("creds", {"username": "roller", "password": "roller-pw"})
+    connect(cluster, emu, auth={"basic": {"secretRef": {"name": "creds"}}})
+    cluster.job("lp", "stopped")
+    operator()
+    cluster.wait_ready("lp")
+    assert emu.job_state("lp") == "stopped"
+    conn = cluster.wait("es", lambda o: condition(o, "Ready").get("status") == "True", plural="elasticsearchconnections")
+    assert "monitor privilege" in condition(conn, "Ready")["message"] and "version" not in conn["status"]
