@@ -138,6 +138,14 @@ class Controller:
             return
         if generation != rt.generation:
             rt.progress = Progress(generation=generation, created=rt.progress.created)
+            if rt.generation == 0 and rt.status.get("observedGeneration") == generation:
+                # First sight of a job this process has not worked on (e.g. after a restart), whose
+                # status describes this very generation: carry on its stop count instead of
+                # restarting it from zero (the stops already sent count; their timeouts, if any,
+                # were already announced).
+                attempts = int(rt.status.get("stopAttempts") or 0)
+                rt.progress = replace(rt.progress, stop_attempts=attempts, stop_timeouts=attempts,
+                                      last_stop_at=rt.status.get("lastStopAttemptTime"))
             rt.need_fresh_after = time.monotonic()
             rt.generation = generation
         self._unindex(rt)
