@@ -211,6 +211,8 @@ class Controller:
                 rt.changed.clear()
                 if rt.invalid is not None or rt.spec is None:
                     await self._write_invalid(rt)
+                    if rt.changed.is_set():
+                        continue  # fixed while the status was being written
                     return
                 spec = rt.spec
                 conn = self.connections.get((spec.namespace, spec.connection))
@@ -233,16 +235,18 @@ class Controller:
                     continue
                 await self._act(rt, conn, spec, d.action, obs)
         except asyncio.CancelledError:
+            # Shutting down (or the job is gone): let the last status write land. Only then: a worker
+            # that ends normally must end at once, or a change arriving while it waited for its writes
+            # (a slow or hung API server) would find it still busy and be lost until the next sync.
+            if rt.writer is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(rt.writer)
             raise
         except Exception:  # noqa: BLE001 - a bug must not kill the job's reconciliation for good
             rt.log.exception("unexpected error while reconciling; retrying in 10s")
             await asyncio.sleep(10)
             rt.task = None
             self._ensure_worker(rt)
-        finally:
-            if rt.writer is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(rt.writer)
 
     async def _observe(self, rt: JobRuntime, conn: Connection | None, *, fresh: bool) -> Observation:
         spec = rt.spec
