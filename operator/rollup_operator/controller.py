@@ -435,15 +435,39 @@ class Controller:
             with contextlib.suppress(Exception):
                 await previous
         if patch is not None:
-            try:
-                obj = await self.kube.patch_job_status(rt.namespace, rt.name, patch)
-            except Exception as e:  # noqa: BLE001
-                rt.log.error("cannot write status: %s", e)
-                obj = None
+            obj = await self._patch_status(rt, patch)
             if obj is not None:
                 rt.rv = max(rt.rv, _rv(obj.get("metadata") or {}))
         if event is not None:  # after the status it describes, in order with the job's other events
             await self.kube.event(rt.ref, *event)
+
+    async def _patch_status(self, rt: JobRuntime, patch: dict) -> dict | None:
+        """Patch the job's status, retrying with backoff until it lands.
+
+        ``rt.status`` already holds what this patch makes of the stored status, and later patches
+        are computed against it: a patch that is dropped would leave the stored status stale for
+        good (an idle job is not written again while nothing changes). So it is retried while the
+        API server is unreachable, overloaded, or refuses (a restarted API server can answer 403
+        until its RBAC caches are warm), until it lands, the object is gone (None), the patch
+        itself is refused as invalid (400/422), or the operator shuts down.
+        """
+        delay = 0.5
+        while True:
+            try:
+                return await self.kube.patch_job_status(rt.namespace, rt.name, patch)
+            except KubeError as e:
+                if e.status in (400, 422):
+                    rt.log.error("cannot write status: %s", e)
+                    return None
+                err: Exception = e
+            except Exception as e:  # noqa: BLE001 - connection refused, timeout...
+                err = e
+            if self.closing:
+                rt.log.error("cannot write status: %s", err)
+                return None
+            rt.log.warning("cannot write status (%s); retrying in %gs", err, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     async def _write_invalid(self, rt: JobRuntime) -> None:
         wanted = invalid_status(rt.generation, rt.invalid or "invalid spec", rt.status, now_iso())
@@ -453,12 +477,8 @@ class Controller:
             return
         prev_reason = (next((c for c in rt.status.get("conditions") or [] if c.get("type") == "Ready"), {}) or {}).get("reason")
         rt.status.update(wanted)
-        if prev_reason != "InvalidSpec":
-            asyncio.create_task(self.kube.event(rt.ref, "Warning", "InvalidSpec", rt.invalid or ""))
-        try:
-            await self.kube.patch_job_status(rt.namespace, rt.name, patch)
-        except Exception as e:  # noqa: BLE001
-            rt.log.error("cannot write status: %s", e)
+        event = ("Warning", "InvalidSpec", rt.invalid or "") if prev_reason != "InvalidSpec" else None
+        rt.writer = asyncio.create_task(self._write(rt, rt.writer, patch, event))
 
     # --- periodic sync per connection -------------------------------------------------------
 
@@ -511,6 +531,7 @@ class Controller:
         patch = status_patch(state["status"], wanted)
         if patch is None:
             return
+        previous = state["status"]
         prev_ready = next((c for c in state["status"].get("conditions") or [] if c.get("type") == "Ready"), {})
         new_ready = wanted["conditions"][0]
         state["status"] = {k: v for k, v in {**state["status"], **wanted}.items() if v is not None}
@@ -522,6 +543,7 @@ class Controller:
             await self.kube.patch_connection_status(conn.namespace, conn.name, patch)
         except Exception as e:  # noqa: BLE001
             log.error("cannot write status of connection %s/%s: %s", conn.namespace, conn.name, e)
+            state["status"] = previous  # not written: the next sync computes the patch again
 
     # --- shutdown --------------------------------------------------------------------------
 
