@@ -76,6 +76,16 @@ def _error_parts(body: Any) -> tuple[str, str]:
     return "", str(body)[:300]
 
 
+def _detail(exc: BaseException) -> str:
+    """What went wrong, redacted. The transport's errors print as a bare "TLS error" /
+    "Connection error" when the call was not retried; the cause (e.g. "certificate verify failed:
+    unable to get local issuer certificate") is in their ``message``."""
+    msg = getattr(exc, "message", None)
+    if isinstance(exc, elastic_transport.TransportError) and not exc.errors and isinstance(msg, str) and msg:
+        return redact(msg)
+    return redact(str(exc))
+
+
 def classify(exc: BaseException, api: str) -> Outcome:
     """Map an exception from the client to an outcome. ``api``: get|stop|start|create|delete|info."""
     if isinstance(exc, elasticsearch.UnsupportedProductError):
@@ -112,13 +122,13 @@ def classify(exc: BaseException, api: str) -> Outcome:
             return Refused("InvalidConfig", f"Elasticsearch refused the job config: {reason}")
         return Failure(UNAVAILABLE, f"Elasticsearch answered {status} {etype}: {reason}".rstrip(": "))
     if isinstance(exc, (elastic_transport.TlsError, elasticsearch.SSLError)):
-        return Failure(TLS_ERROR, f"TLS handshake with Elasticsearch failed: {redact(str(exc))}; check spec.tls (caSecretRef / insecureSkipVerify)")
+        return Failure(TLS_ERROR, f"TLS handshake with Elasticsearch failed: {_detail(exc)}; check spec.tls (caSecretRef / insecureSkipVerify)")
     if isinstance(exc, elastic_transport.ConnectionTimeout):
-        return Failure(UNAVAILABLE, f"Elasticsearch did not answer in time: {redact(str(exc))}")
+        return Failure(UNAVAILABLE, f"Elasticsearch did not answer in time: {_detail(exc)}")
     if isinstance(exc, (elastic_transport.ConnectionError, elastic_transport.TransportError, OSError, asyncio.TimeoutError)):
-        return Failure(UNAVAILABLE, f"cannot reach Elasticsearch: {redact(str(exc)) or type(exc).__name__}")
+        return Failure(UNAVAILABLE, f"cannot reach Elasticsearch: {_detail(exc) or type(exc).__name__}")
     if isinstance(exc, elastic_transport.SerializationError):
-        return Failure(UNAVAILABLE, f"unreadable answer from Elasticsearch: {redact(str(exc))}")
+        return Failure(UNAVAILABLE, f"unreadable answer from Elasticsearch: {_detail(exc)}")
     raise exc
 
 
