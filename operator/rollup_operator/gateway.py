@@ -66,7 +66,16 @@ def _error_parts(body: Any) -> tuple[str, str]:
     if isinstance(body, dict):
         err = body.get("error")
         if isinstance(err, dict):
-            return str(err.get("type", "")), str(err.get("reason", ""))
+            reason = str(err.get("reason", ""))
+            # A parse error's own reason names only the outer field ("failed to parse field
+            # [groups]"); the innermost cause says what is wrong ("Unknown time-zone ID: ...").
+            cause, innermost = err.get("caused_by"), None
+            while isinstance(cause, dict):
+                innermost, cause = cause, cause.get("caused_by")
+            detail = str((innermost or {}).get("reason") or "")
+            if detail and detail not in reason:
+                reason = f"{reason}: {detail}"
+            return str(err.get("type", "")), reason
         if isinstance(err, str):
             return "", err
         failures = body.get("task_failures")
