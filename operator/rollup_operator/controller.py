@@ -83,6 +83,7 @@ class JobRuntime:
     task: asyncio.Task | None = None
     writer: asyncio.Task | None = None
     stop_started: float | None = None
+    last_stop_sent: float | None = None  # monotonic time of the latest stop call
 
     @property
     def ref(self) -> dict:
@@ -362,7 +363,15 @@ class Controller:
                 return failure or Failure(CONNECTION_NOT_FOUND, "no client for the connection"), None
         gw = conn.gateway
         assert conn.spec is not None
+        # After a timeout the stop is re-sent at once because the server has just waited
+        # `stop.timeout`; a timeout shorter than the poll interval (the schema accepts "1ms") would
+        # make that a tight loop, so retries of one job's stop are at least a poll interval apart.
+        if isinstance(rt.progress.last_outcome, StopTimedOut) and rt.last_stop_sent is not None:
+            gap = self.poll_interval - (time.monotonic() - rt.last_stop_sent)
+            if gap > 0:
+                await asyncio.sleep(gap)  # a spec change cancels this wait (_interruptible)
         t0 = time.monotonic()
+        rt.last_stop_sent = t0
         rt.stop_started = rt.stop_started or t0
         rt.progress = replace(rt.progress, last_stop_at=now_iso())
         # Server-side wait while a waiting slot is free; else a quick stop and the shared poll.
