@@ -26,6 +26,9 @@ RELEASE_ANNOTATION = f"{GROUP}/release-finalizer"
 #: Set to "true" to pause enforcement, as an alternative to ``spec.suspend``.
 SUSPEND_ANNOTATION = f"{GROUP}/suspend"
 
+#: The shortest ``spec.syncInterval`` acted on (the schema accepts "1ms").
+MIN_SYNC_INTERVAL_S = 1.0
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(nanos|micros|ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"nanos": 1e-9, "micros": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -308,6 +311,13 @@ def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
             raise InvalidSpec("spec.tls.caSecretRef.name is required")
         ca = SecretKeyRef(ref["name"], ref.get("key", "ca.crt"))
 
+    sync_interval_s = parse_duration(spec.get("syncInterval", "60s"), what="spec.syncInterval")
+    if sync_interval_s < MIN_SYNC_INTERVAL_S:
+        raise InvalidSpec(
+            f"spec.syncInterval must be at least {MIN_SYNC_INTERVAL_S:g}s, got {spec.get('syncInterval')!r}: every sync "
+            f"reads all jobs on the connection, a shorter period would hammer Elasticsearch"
+        )
+
     max_conc = int(spec.get("maxConcurrentRequests", 64))
     if not 1 <= max_conc <= 4096:
         raise InvalidSpec("spec.maxConcurrentRequests must be between 1 and 4096")
@@ -323,6 +333,6 @@ def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
         ca=ca,
         insecure_skip_verify=bool(tls.get("insecureSkipVerify", False)),
         request_timeout_s=parse_duration(spec.get("requestTimeout", "30s"), what="spec.requestTimeout"),
-        sync_interval_s=parse_duration(spec.get("syncInterval", "60s"), what="spec.syncInterval"),
+        sync_interval_s=sync_interval_s,
         max_concurrent_requests=max_conc,
     )
