@@ -40,6 +40,7 @@ class Row:
     def check(self, ok: bool, detail: str = "") -> bool:
         """Record this row's own verdict (for tests that report several sub-cases)."""
         self.result = "PASS" if ok else f"FAIL{': ' + detail if detail else ''}"
+        self.seconds = time.monotonic() - self.started
         return ok
 
 
