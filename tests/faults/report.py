@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +78,11 @@ class Report:
             "| # | scenario | expectation | result | key numbers | s |",
             "|---|---|---|---|---|---|",
         ]
-        for i, r in enumerate(self.rows, 1):
+        def order(r: Row):  # by scenario number ("2a." < "2b." < "10."), then as recorded
+            m = re.match(r"(\d+)([a-z]?)", r.scenario)
+            return (int(m.group(1)), m.group(2)) if m else (10**6, "")
+
+        for i, r in enumerate(sorted(self.rows, key=order), 1):
             nums = "; ".join(f"{k}={_fmt(v)}" for k, v in r.numbers.items())
             res = (r.result or "not finished").replace("|", "\\|").replace("\n", " ")[:300]
             lines.append(

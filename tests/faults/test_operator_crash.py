@@ -33,9 +33,9 @@ def test_sigkill_during_stop_retries_then_restart(cluster, emulator, operator, r
                  what="a stop that timed out and was retried")
     t_kill = time.time()
     op1.kill()
+    time.sleep(1.0)  # nobody is watching; the job keeps stopping on the server (and a write in flight lands)
     recorded = cluster.get("k")["status"]["stopAttempts"]  # what the killed process had written
     before = len(calls(emu, "k", "stop"))
-    time.sleep(1.0)  # nobody is watching; the job keeps stopping on the server
     op2 = operator()
     t_restart = time.time()
     obj = cluster.wait_ready("k", timeout=30)
@@ -154,3 +154,37 @@ def test_sigkill_while_the_delete_is_in_flight(cluster, emulator, operator, repo
     finally:
         w.close()
         log.close()
+
+
+def test_sigkill_during_stop_then_flip_to_started_while_down(cluster, emulator, operator, report):
+    row = report("2d. SIGKILL during a stop retry loop, desiredState flipped to started while no operator runs, restart",
+                 "the restarted process does not resume the stale stop (no stop call after the flip), waits for the "
+                 "job to finish stopping, starts it exactly once, and no stop follows that start; Ready (started)")
+    emu = emulator(auto_trigger=False)
+    log = StateLog(emu)
+    _indexing_job(emu, "kk", stop_delay=5)
+    connect(cluster, emu)
+    cluster.job("kk", "stopped", stop={"timeout": "1s"})
+    op1 = operator()
+    cluster.wait("kk", lambda o: (o.get("status") or {}).get("stopAttempts", 0) >= 2, timeout=20,
+                 what="a stop that timed out and was retried")
+    op1.kill()
+    time.sleep(0.3)
+    t_flip = time.time()
+    gen = cluster.set_desired("kk", "started")["metadata"]["generation"]
+    op2 = operator()
+    obj = cluster.wait("kk", lambda o: o["metadata"]["generation"] == gen and condition(o, "Ready").get("status") == "True"
+                       and (o.get("status") or {}).get("observedGeneration") == gen, timeout=30, what="Ready (started)")
+    time.sleep(0.5)
+    assert obj["status"]["jobState"] in ("started", "indexing") and emu.job_state("kk") in ("started", "indexing")
+    stops, starts = calls(emu, "kk", "stop"), calls(emu, "kk", "start")
+    stale = [round(r.timestamp - t_flip, 3) for r in stops if r.timestamp > t_flip]
+    assert not stale, f"stop calls after the flip to started: {stale}"
+    assert [r.status for r in starts] == [200], [(r.status, r.timestamp - t_flip) for r in starts]
+    t_stopped = log.first("kk", "stopped")
+    assert t_stopped is not None and starts[0].timestamp > t_stopped
+    assert not [r for r in stops if r.timestamp > starts[0].timestamp]
+    assert "Traceback" not in op2.logs()
+    row.num(stop_calls=len(stops), start_after_stopped_s=starts[0].timestamp - t_stopped,
+            flip_to_ready_s=time.time() - 0.5 - t_flip)
+    log.close()
