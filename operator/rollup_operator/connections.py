@@ -221,6 +221,12 @@ class Connection:
         if self.client is not None:
             await self.client.close()
 
+    async def credentials_rotated(self) -> bool:
+        """After a 401: re-read the Secrets; True if they changed and the rebuilt client is usable."""
+        old = self._fingerprint
+        await self.ensure_client(reread_secrets=True)
+        return self._fingerprint != old and self.gateway is not None and self.failure is None
+
     # --- shared reads ------------------------------------------------------------------------
 
     async def _fetch(self, started: float) -> Snapshot:

@@ -45,6 +45,7 @@ from .observations import (
     INDEXING,
     STARTED,
     STOPPING,
+    UNAUTHORIZED,
     Done,
     Failure,
     JobObserved,
@@ -322,6 +323,13 @@ class Controller:
         if not done or result is None:
             return
         outcome, next_obs = result
+        if isinstance(outcome, Failure) and outcome.kind == UNAUTHORIZED and await conn.credentials_rotated():
+            # The Secret was rotated since the client was built: look again and retry with the new one
+            # now, not at the next periodic sync.
+            rt.log.info("%s of rollup job [%s] was refused (401); the connection's Secret changed, retrying", action.kind, spec.job_id)
+            rt.obs = None
+            rt.need_fresh_after = time.monotonic()
+            return
         rt.progress = advance(rt.progress, action, outcome)
         if next_obs is None:
             next_obs = observation_after(action, outcome, obs)
