@@ -13,14 +13,14 @@ pytestmark = pytest.mark.apiserver
 
 def test_password_rotation_is_picked_up_without_a_restart(cluster, emulator, operator, report):
     row = report("7. Secret rotation (old password stops working on the server, Secret updated 1 s later)",
-                 "same process picks up the new password: flips made after the rotation converge within 15 s "
-                 "(syncInterval 2 s), the connection is Connected again, requests after the rotation authenticate; "
-                 "no password in logs")
+                 "same process picks up the new password at the first 401 (syncInterval 60 s, so not by the periodic "
+                 "re-read): flips made after the rotation converge within 15 s, twice; the connection stays/is "
+                 "Connected; requests after the Secret update authenticate; no password in logs")
     emu = emulator(auto_trigger=False, users={"op": {"password": "pw-one", "privileges": ["manage_rollup", "monitor"]}})
     emu.add_job("r1", state="stopped")
     emu.add_job("r2", state="started")
     cluster.secret("creds", {"username": "op", "password": "pw-one"})
-    connect(cluster, emu, syncInterval="2s", auth={"basic": {"secretRef": {"name": "creds"}}})
+    connect(cluster, emu, syncInterval="60s", auth={"basic": {"secretRef": {"name": "creds"}}})
     cluster.job("r1", "stopped")
     cluster.job("r2", "started")
     op = operator()
