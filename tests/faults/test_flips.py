@@ -68,3 +68,38 @@ def test_one_hundred_flips(cluster, emulator, operator, report):
             ready_after_final_flip_s=t_ready - t_final)
     assert not stale, f"start calls after the final flip to stopped: {stale} s after it"
     assert op.alive() and "Traceback" not in op.logs()
+
+
+def test_one_hundred_flips_while_stops_are_slow(cluster, emulator, operator, report):
+    # The same, on a job that is indexing and takes 1.5 s to stop: stops wait on the server
+    # (wait_for_completion, timeout 1s) and starts are refused while it is stopping, so calls are
+    # in flight and abandoned on almost every flip. The final state is started.
+    row = report("4b. desiredState flipped 100 times on an indexing job whose stop takes 1.5 s",
+                 f"server ends started; Ready at the final generation within 20 s (syncInterval 60 s); no stop call "
+                 f"arrives later than T_final + epsilon ({EPSILON} s, as in 4)")
+    emu = emulator(auto_trigger=False)
+    emu.add_job("fs", state="started", stop_delay=1.5, pages_per_run=None, page_duration=60)
+    assert emu.trigger("fs")
+    connect(cluster, emu, syncInterval="60s")
+    cluster.job("fs", "started", stop={"timeout": "1s"})
+    op = operator()
+    cluster.wait_ready("fs", timeout=20)
+    t_first = time.time()
+    for i in range(FLIPS):
+        obj = cluster.set_desired("fs", "stopped" if i % 2 == 0 else "started")
+    t_final = time.time()
+    gen = obj["metadata"]["generation"]
+    assert obj["spec"]["desiredState"] == "started"
+    obj = cluster.wait("fs", lambda o: is_ready(o) and o["metadata"]["generation"] == gen, timeout=20,
+                       what="Ready at the final generation")
+    t_ready = time.time()
+    time.sleep(1.0)
+    assert emu.job_state("fs") in ("started", "indexing") and obj["status"]["jobState"] in ("started", "indexing")
+    stops, starts = calls(emu, "fs", "stop"), calls(emu, "fs", "start")
+    stale = [round(r.timestamp - t_final, 3) for r in stops if r.timestamp > t_final + EPSILON]
+    row.num(flip_rate_per_s=FLIPS / (t_final - t_first), stops=len(stops), starts=len(starts),
+            start_statuses=sorted({r.status for r in starts}),
+            stops_after_T_final_s=[round(r.timestamp - t_final, 3) for r in stops if r.timestamp > t_final],
+            ready_after_final_flip_s=t_ready - t_final)
+    assert not stale, f"stop calls after the final flip to started: {stale} s after it"
+    assert op.alive() and "Traceback" not in op.logs()
