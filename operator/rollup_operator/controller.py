@@ -128,7 +128,12 @@ class Controller:
             return  # older than what we already know (e.g. our own patch's answer came first)
         rt.rv = rv or rt.rv
         rt.uid = meta.get("uid", rt.uid)
-        rt.status = dict(body.get("status") or {})
+        if rt.writer is None or rt.writer.done():
+            rt.status = dict(body.get("status") or {})
+        # else: our own status patches are still queued, and rt.status already is what the stored
+        # status becomes once they land. This event's status predates them; taking it would make the
+        # next patch a diff against a version they are about to overwrite, dropping fields (e.g.
+        # Ready=True stored next to the jobState of an older patch).
         rt.finalizers = tuple(meta.get("finalizers") or ())
         try:
             spec, invalid = job_spec_from_body(body), None
