@@ -6,7 +6,7 @@ import pytest
 
 from tests.integration.support import condition, is_ready
 
-from .tools import calls, connect, wait_for
+from .tools import Watch, calls, connect, wait_for
 
 pytestmark = pytest.mark.apiserver
 
@@ -14,7 +14,23 @@ FLIPS = 100
 EPSILON = 0.5
 
 
-def test_one_hundred_flips(cluster, emulator, operator, report):
+def inconsistent(versions):
+    """Stored status versions that contradict themselves: Ready=True whose reason, jobState and
+    observedGeneration do not agree with each other and with the spec of that version."""
+    bad = []
+    for t, o in versions:
+        st = o.get("status") or {}
+        ready = condition(o, "Ready")
+        if ready.get("status") != "True" or st.get("observedGeneration") != o["metadata"]["generation"]:
+            continue
+        want = {"started": ("Started", ("started", "indexing")), "stopped": ("Stopped", ("stopped",))}[o["spec"]["desiredState"]]
+        if ready.get("reason") != want[0] or st.get("jobState") not in want[1] or ready.get("observedGeneration") != st.get("observedGeneration"):
+            bad.append((o["metadata"]["resourceVersion"], o["spec"]["desiredState"], ready.get("reason"), st.get("jobState"),
+                        ready.get("observedGeneration"), st.get("observedGeneration")))
+    return bad
+
+
+def test_one_hundred_flips(cluster, emulator, operator, report, admin_kubeconfig):
     # epsilon: a call for the previous spec can still arrive after the final flip is committed if the
     # operator sent it before the watch delivered the flip. That window is the observation latency
     # (API server commit -> watch event -> kopf -> controller). We measure an upper bound of it on
@@ -26,6 +42,7 @@ def test_one_hundred_flips(cluster, emulator, operator, report):
                  f"60 s: no help from the periodic read); no call for the opposite state arrives later than "
                  f"T_final + epsilon ({EPSILON} s, >= measured observation latency)")
     emu = emulator(auto_trigger=False)
+    w = Watch(admin_kubeconfig, cluster.ns)
     emu.add_job("fl", state="stopped")
     connect(cluster, emu, syncInterval="60s")
     cluster.job("fl", "stopped")
@@ -67,10 +84,14 @@ def test_one_hundred_flips(cluster, emulator, operator, report):
             epsilon_s=EPSILON, starts=len(starts), stops=len(stops), starts_after_T_final_s=late_any,
             ready_after_final_flip_s=t_ready - t_final)
     assert not stale, f"start calls after the final flip to stopped: {stale} s after it"
+    bad = inconsistent(w.statuses("fl"))
+    w.close()
+    row.num(status_versions=len(w.statuses("fl")), self_contradicting=len(bad))
+    assert not bad, f"stored statuses claiming Ready with a contradicting jobState/reason: {bad[:5]}"
     assert op.alive() and "Traceback" not in op.logs()
 
 
-def test_one_hundred_flips_while_stops_are_slow(cluster, emulator, operator, report):
+def test_one_hundred_flips_while_stops_are_slow(cluster, emulator, operator, report, admin_kubeconfig):
     # The same, on a job that is indexing and takes 1.5 s to stop: stops wait on the server
     # (wait_for_completion, timeout 1s) and starts are refused while it is stopping, so calls are
     # in flight and abandoned on almost every flip. The final state is started.
@@ -78,6 +99,7 @@ def test_one_hundred_flips_while_stops_are_slow(cluster, emulator, operator, rep
                  f"server ends started; Ready at the final generation within 20 s (syncInterval 60 s); no stop call "
                  f"arrives later than T_final + epsilon ({EPSILON} s, as in 4)")
     emu = emulator(auto_trigger=False)
+    w = Watch(admin_kubeconfig, cluster.ns)
     emu.add_job("fs", state="started", stop_delay=1.5, pages_per_run=None, page_duration=60)
     assert emu.trigger("fs")
     connect(cluster, emu, syncInterval="60s")
@@ -102,4 +124,8 @@ def test_one_hundred_flips_while_stops_are_slow(cluster, emulator, operator, rep
             stops_after_T_final_s=[round(r.timestamp - t_final, 3) for r in stops if r.timestamp > t_final],
             ready_after_final_flip_s=t_ready - t_final)
     assert not stale, f"stop calls after the final flip to started: {stale} s after it"
+    bad = inconsistent(w.statuses("fs"))
+    w.close()
+    row.num(status_versions=len(w.statuses("fs")), self_contradicting=len(bad))
+    assert not bad, f"stored statuses claiming Ready with a contradicting jobState/reason: {bad[:5]}"
     assert op.alive() and "Traceback" not in op.logs()

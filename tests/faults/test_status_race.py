@@ -1,0 +1,88 @@
+"""Scenario 4c: status stays self-consistent when a spec change arrives while status writes are queued.
+
+Deterministic companion of the flip storms in test_flips.py (which hit this race only now and
+then under load): the operator's controller, in process, with a fake Kubernetes whose status
+patches are held, so that a watch event carrying the not-yet-updated stored status arrives while
+the operator's own patches are still queued. The patches are JSON merge patches computed against
+the operator's view of the status, so that view must not be rolled back by such an event.
+"""
+
+import asyncio
+import copy
+
+from rollup_operator.controller import Controller
+from rollup_operator.decide import Progress, decide
+from rollup_operator.model import job_spec_from_body
+from rollup_operator.observations import JobObserved
+
+
+def merge(target: dict, patch: dict) -> dict:
+    out = copy.deepcopy(target)
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
+
+
+class HeldKube:
+    """Status patches wait for ``release``; the stored status is what the patches made of it."""
+
+    def __init__(self, status):
+        self.status = status
+        self.rv = 10
+        self.release = asyncio.Event()
+
+    async def patch_job_status(self, ns, name, patch):
+        await self.release.wait()
+        self.status = merge(self.status, patch)
+        self.rv += 1
+        return {"metadata": {"resourceVersion": str(self.rv)}, "status": self.status}
+
+    async def event(self, *a, **kw):
+        pass
+
+
+def body(generation, desired, status, rv):
+    return {"metadata": {"namespace": "ns", "name": "j", "uid": "u", "generation": generation, "resourceVersion": str(rv)},
+            "spec": {"connectionRef": {"name": "es"}, "desiredState": desired}, "status": status}
+
+
+def publish(ctl, rt, state):
+    spec = job_spec_from_body(body(rt.generation, rt.spec.desired, {}, 0))
+    obs = JobObserved(state)
+    ctl._publish(rt, spec, decide(spec, obs, rt.progress), obs)
+
+
+async def test_a_watch_event_does_not_roll_back_queued_status_writes(report):
+    row = report("4c. a spec change arrives while the operator's status patches are queued (deterministic, in process)",
+                 "the stored status ends equal to the operator's last computed status (no field from an older patch "
+                 "left next to Ready=True of a newer one)")
+    stored = None
+    kube = HeldKube({})
+    ctl = Controller(kube)
+    ctl.closing = True  # no workers: the test drives the passes itself
+    # generation 1, desired stopped, job stopped: Ready (Stopped) is stored
+    ctl.on_job_event("ADDED", body(1, "stopped", {}, 10))
+    rt = ctl.jobs[("ns", "j")]
+    kube.release.set()
+    publish(ctl, rt, "stopped")
+    await rt.writer
+    stored = kube.status
+    assert stored["jobState"] == "stopped"
+    # generation 2, desired started: the operator writes Starting, then Started - both held
+    kube.release.clear()
+    ctl.on_job_event("MODIFIED", body(2, "started", stored, kube.rv + 1))
+    publish(ctl, rt, "stopped")   # Starting (jobState stopped)
+    publish(ctl, rt, "started")   # Started (jobState started)
+    # generation 3, desired stopped again; its watch event carries the stored status (still gen 1's)
+    ctl.on_job_event("MODIFIED", body(3, "stopped", kube.status, kube.rv + 2))
+    publish(ctl, rt, "stopped")   # someone stopped it meanwhile: Ready (Stopped), jobState stopped
+    wanted = copy.deepcopy(rt.status)
+    kube.release.set()
+    await rt.writer
+    row.num(stored_jobState=kube.status.get("jobState"), wanted_jobState=wanted.get("jobState"),
+            stored_ready=[c["reason"] for c in kube.status["conditions"] if c["type"] == "Ready"])
+    assert kube.status == wanted, {k: (kube.status.get(k), wanted.get(k)) for k in set(kube.status) | set(wanted)
+                                   if kube.status.get(k) != wanted.get(k)}
