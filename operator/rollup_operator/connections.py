@@ -221,11 +221,16 @@ class Connection:
         if self.client is not None:
             await self.client.close()
 
-    async def credentials_rotated(self) -> bool:
-        """After a 401: re-read the Secrets; True if they changed and the rebuilt client is usable."""
-        old = self._fingerprint
+    @property
+    def fingerprint(self) -> str | None:
+        """Identifies the spec and Secret contents the current client was built from."""
+        return self._fingerprint
+
+    async def credentials_rotated(self, used: str | None) -> bool:
+        """After a 401 to a call made with the client of fingerprint ``used``: re-read the Secrets;
+        True if the client has changed since (now or meanwhile, through another call) and is usable."""
         await self.ensure_client(reread_secrets=True)
-        return self._fingerprint != old and self.gateway is not None and self.failure is None
+        return self._fingerprint != used and self.gateway is not None and self.failure is None
 
     # --- shared reads ------------------------------------------------------------------------
 
@@ -235,15 +240,13 @@ class Connection:
             if failure is not None:
                 return Snapshot(started, failure=failure)
         assert self.gateway is not None
+        used = self._fingerprint
         async with self.slots:
             jobs = await self.gateway.list_jobs()
-        if isinstance(jobs, Failure) and jobs.kind == UNAUTHORIZED:
-            # Maybe the Secret was rotated: re-read it, and if it changed, try once more.
-            old = self._fingerprint
-            await self.ensure_client(reread_secrets=True)
-            if self._fingerprint != old and self.gateway is not None and self.failure is None:
-                async with self.slots:
-                    jobs = await self.gateway.list_jobs()
+        if isinstance(jobs, Failure) and jobs.kind == UNAUTHORIZED and await self.credentials_rotated(used):
+            # The Secret was rotated (maybe picked up meanwhile by another call): try once more.
+            async with self.slots:
+                jobs = await self.gateway.list_jobs()
         metrics.CONNECTION_UP.labels(self.namespace, self.name).set(0 if isinstance(jobs, Failure) else 1)
         if isinstance(jobs, Failure):
             return Snapshot(started, failure=jobs)

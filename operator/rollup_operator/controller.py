@@ -311,6 +311,7 @@ class Controller:
             await self._set_finalizer(rt, action is ADD_FINALIZER or action.kind == "add_finalizer")
             return
         assert conn is not None
+        credentials = conn.fingerprint  # the client this call goes out with (see the 401 case below)
         if action.kind == "wait":
             done, res = await self._interruptible(rt, conn.wait_for(
                 spec.job_id, lambda o: not (isinstance(o, JobObserved) and o.state == action.state), action.seconds))
@@ -328,7 +329,7 @@ class Controller:
         if not done or result is None:
             return
         outcome, next_obs = result
-        if isinstance(outcome, Failure) and outcome.kind == UNAUTHORIZED and await conn.credentials_rotated():
+        if isinstance(outcome, Failure) and outcome.kind == UNAUTHORIZED and await conn.credentials_rotated(credentials):
             # The Secret was rotated since the client was built: look again and retry with the new one
             # now, not at the next periodic sync.
             rt.log.info("%s of rollup job [%s] was refused (401); the connection's Secret changed, retrying", action.kind, spec.job_id)
