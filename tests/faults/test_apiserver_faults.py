@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.integration.support import condition, is_ready
+from tests.integration.support import condition
 
 from .tools import connect, wait_for
 

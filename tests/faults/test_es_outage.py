@@ -6,13 +6,12 @@ import pytest
 
 from tests.integration.support import condition, is_ready
 
-from .tools import StateLog, Watch, calls, conditions_summary, connect, es_requests, wait_for
+from .tools import Watch, calls, conditions_summary, connect, es_requests
 
 pytestmark = pytest.mark.apiserver
 
 DOWN_S = 8.0
 BACKOFF = {"initial": "250ms", "max": "4s"}
-SYNC_S = 2.0
 
 
 def test_es_unreachable_during_a_stop(cluster, emulator, operator, report, admin_kubeconfig):
@@ -25,8 +24,8 @@ def test_es_unreachable_during_a_stop(cluster, emulator, operator, report, admin
     bound = 9
     row = report("1. ES unreachable during a stop (refused 8 s, then back)",
                  "every status written while down: Ready=False, Reconciling=True, reason ElasticsearchUnavailable, "
-                 f"jobState unknown; connection reachable=false; <= {bound} ES attempts while down (backoff 250ms->4s "
-                 "grows; sync 4s); no crash/Traceback; Ready (stopped) after recovery")
+                 f"jobState unknown, nothing claims Ready; <= {bound} ES attempts while down (backoff 250ms->4s grows; "
+                 "sync 4s); no start; no crash/Traceback; Ready (stopped) after recovery, connection Connected again")
     emu = emulator(auto_trigger=False)
     emu.add_job("out", state="started", stop_delay=13, pages_per_run=None, page_duration=60)
     assert emu.trigger("out") and emu.job_state("out") == "indexing"
@@ -115,7 +114,6 @@ def test_node_restart_while_stopping(cluster, emulator, operator, report):
     emu = emulator(auto_trigger=False)
     emu.add_job("nr", state="started", stop_delay=30, pages_per_run=None, page_duration=60)
     assert emu.trigger("nr")
-    wait_for(lambda: emu.job_stats("nr").get("pages_processed", 0) == 0 or True, 1, "stats")
     connect(cluster, emu, syncInterval="2s")
     cluster.job("nr", "stopped", stop={"timeout": "2s"}, backoff={"initial": "500ms", "max": "2s"})
     op = operator()

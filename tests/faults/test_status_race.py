@@ -11,7 +11,7 @@ import asyncio
 import copy
 
 from rollup_operator.controller import Controller
-from rollup_operator.decide import Progress, decide
+from rollup_operator.decide import decide
 from rollup_operator.model import job_spec_from_body
 from rollup_operator.observations import JobObserved
 
@@ -59,7 +59,6 @@ async def test_a_watch_event_does_not_roll_back_queued_status_writes(report):
     row = report("4c. a spec change arrives while the operator's status patches are queued (deterministic, in process)",
                  "the stored status ends equal to the operator's last computed status (no field from an older patch "
                  "left next to Ready=True of a newer one)")
-    stored = None
     kube = HeldKube({})
     ctl = Controller(kube)
     ctl.closing = True  # no workers: the test drives the passes itself
