@@ -52,7 +52,7 @@ from .observations import (
     Observation,
     StopTimedOut,
 )
-from .status import connection_status, invalid_status, job_status, now_iso, status_patch, transition_event
+from .status import merge_patches, connection_status, invalid_status, job_status, now_iso, status_patch, transition_event
 
 log = logging.getLogger("rollup_operator")
 
@@ -82,7 +82,8 @@ class JobRuntime:
     need_fresh_after: float = 0.0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task | None = None
-    writer: asyncio.Task | None = None
+    writer: asyncio.Task | None = None  # drains ``outbox`` (see Controller._drain)
+    outbox: list = field(default_factory=list)  # queued (status patch, event) pairs
     stop_started: float | None = None
     last_stop_sent: float | None = None  # monotonic time of the latest stop call
 
@@ -450,19 +451,37 @@ class Controller:
                 rt.status.pop(k, None)
             else:
                 rt.status[k] = v
-        rt.writer = asyncio.create_task(self._write(rt, rt.writer, patch, event))
+        self._enqueue(rt, patch, event)
 
-    async def _write(self, rt: JobRuntime, previous: asyncio.Task | None, patch: dict | None, event) -> None:
-        """Write one status patch after the previous one (a job's writes stay in order)."""
-        if previous is not None:
-            with contextlib.suppress(Exception):
-                await previous
-        if patch is not None:
-            obj = await self._patch_status(rt, patch)
-            if obj is not None:
-                rt.rv = max(rt.rv, _rv(obj.get("metadata") or {}))
-        if event is not None:  # after the status it describes, in order with the job's other events
-            await self.kube.event(rt.ref, *event)
+    def _enqueue(self, rt: JobRuntime, patch: dict | None, event) -> None:
+        """Queue a status patch and/or an event; one writer per job drains its queue in order."""
+        rt.outbox.append((patch, event))
+        if rt.writer is None or rt.writer.done():
+            rt.writer = asyncio.create_task(self._drain(rt))
+
+    async def _drain(self, rt: JobRuntime) -> None:
+        """Write a job's queued status patches and events, in order.
+
+        The queue is taken only once a Kubernetes write slot is free, so under a backlog (a
+        thousand jobs stopping at once) the patches that piled up meanwhile go out as one merged
+        patch: an intermediate status nobody could have seen yet (Stopping) is folded into the
+        next one (Stopped) instead of costing its own write. Events are all posted, after the
+        status they describe.
+        """
+        while rt.outbox:
+            async with self.kube.status_slots:
+                items, rt.outbox = rt.outbox, []
+                patch: dict | None = None
+                for p, _ in items:
+                    if p is not None:
+                        patch = merge_patches(patch, p)
+                if patch is not None:
+                    obj = await self._patch_status(rt, patch)
+                    if obj is not None:
+                        rt.rv = max(rt.rv, _rv(obj.get("metadata") or {}))
+            for _, event in items:
+                if event is not None:
+                    await self.kube.event(rt.ref, *event)
 
     async def _patch_status(self, rt: JobRuntime, patch: dict) -> dict | None:
         """Patch the job's status, retrying with backoff until it lands.
@@ -501,7 +520,7 @@ class Controller:
         prev_reason = (next((c for c in rt.status.get("conditions") or [] if c.get("type") == "Ready"), {}) or {}).get("reason")
         rt.status.update(wanted)
         event = ("Warning", "InvalidSpec", rt.invalid or "") if prev_reason != "InvalidSpec" else None
-        rt.writer = asyncio.create_task(self._write(rt, rt.writer, patch, event))
+        self._enqueue(rt, patch, event)
 
     # --- periodic sync per connection -------------------------------------------------------
 

@@ -48,12 +48,18 @@ class Kube:
         # One connection per writer thread (requests' default pool keeps only 10).
         adapter = pykube.http.KubernetesHTTPAdapter(config, pool_connections=4, pool_maxsize=workers)
         self.api = pykube.HTTPClient(config, timeout=30, http_adapter=adapter)
+        #: Status and finalizer writes in flight; a job's writer takes its queued patches only
+        #: once it holds a slot, so patches that pile up behind a backlog are merged.
+        self.status_slots = asyncio.Semaphore(workers)
+        # Events are best effort and must not delay status: their own, smaller pool.
+        self._event_pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(2, workers // 4), thread_name_prefix="kube-event")
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
         self.component = component
         self.instance = socket.gethostname()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._event_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _call(self, fn, *args) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -146,6 +152,7 @@ class Kube:
         }
 
         try:
-            await self._api("post", write="event", version="v1", namespace=ref["namespace"], url="events", data=json.dumps(body))
+            await asyncio.get_running_loop().run_in_executor(self._event_pool, lambda: self._request(
+                "post", write="event", version="v1", namespace=ref["namespace"], url="events", data=json.dumps(body)))
         except Exception as e:  # noqa: BLE001 - events are best effort
             log.warning("could not post event %s for %s/%s: %s", reason, ref["namespace"], ref["name"], e)

@@ -75,6 +75,17 @@ def job_status(
     return status
 
 
+def merge_patches(first: Mapping[str, Any] | None, second: Mapping[str, Any]) -> dict:
+    """One JSON merge patch (RFC 7386) with the effect of applying ``first`` then ``second``."""
+    out = dict(first or {})
+    for k, v in second.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge_patches(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
 def invalid_status(generation: int, message: str, previous: Mapping[str, Any] | None, now: str) -> dict:
     """Status for a spec the operator cannot act on (what the CRD schema could not reject)."""
     previous = previous or {}

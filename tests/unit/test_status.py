@@ -83,3 +83,24 @@ def test_stalled_reasons_are_warnings():
 
 def test_stats_are_camel_case_integers():
     assert stats_to_status({"index_time_in_ms": 7, "trigger_count": 1, "junk": "x"}) == {"indexTimeInMs": 7, "triggerCount": 1}
+
+
+def test_merged_patches_have_the_effect_of_applying_both_in_order():
+    from rollup_operator.status import merge_patches
+
+    stored = {"jobState": "indexing", "stats": {"a": 1, "b": 2}, "stopAttempts": 3, "message": "x"}
+
+    def apply(doc, patch):
+        out = dict(doc)
+        for k, v in patch.items():
+            if v is None:
+                out.pop(k, None)
+            elif isinstance(v, dict) and isinstance(out.get(k), dict):
+                out[k] = apply(out[k], v)
+            else:
+                out[k] = v
+        return out
+
+    p1 = {"jobState": "stopping", "stats": {"a": 5}, "stopAttempts": None, "message": "stopping"}
+    p2 = {"jobState": "stopped", "stats": {"b": 7}, "message": "stopped", "stopAttempts": 1}
+    assert apply(stored, merge_patches(p1, p2)) == apply(apply(stored, p1), p2)
