@@ -33,6 +33,7 @@ class HeldKube:
         self.status = status
         self.rv = 10
         self.release = asyncio.Event()
+        self.status_slots = asyncio.Semaphore(16)  # as Kube: status writes in flight at once
 
     async def patch_job_status(self, ns, name, patch):
         await self.release.wait()
