@@ -204,3 +204,14 @@ def test_delete_refused_because_job_restarted_goes_back_to_stopping():
     out = WrongState("started", "Could not delete job [job] because indexer state is [STARTED].")
     obs = observation_after(Action("delete"), out, seen("stopped"))
     assert decide(_deleting(), obs, advance(Progress(), Action("delete"), out)).action == Action("stop")
+
+
+def test_failed_reads_count_toward_backoff_and_a_good_read_ends_the_streak():
+    from rollup_operator.decide import read_failed, read_succeeded
+
+    p = Progress()
+    for _ in range(3):
+        p = read_failed(p)
+    assert p.failures == 3
+    assert decide(spec(backoff=Backoff(1.0, 60.0)), Failure("ElasticsearchUnavailable", "down"), p).requeue_after == 8.0
+    assert read_succeeded(p).failures == 0
