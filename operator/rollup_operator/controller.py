@@ -38,7 +38,8 @@ from .decide import (
     read_failed,
     read_succeeded,
 )
-from .kube import Kube, KubeError
+from .kube import Kube, KubeError, resource_version
+from .status_writer import StatusWriter
 from .model import FINALIZER, JOB_KIND, CONNECTION_KIND, InvalidSpec, JobSpec, job_spec_from_body
 from .observations import (
     CONNECTION_NOT_FOUND,
@@ -52,16 +53,9 @@ from .observations import (
     Observation,
     StopTimedOut,
 )
-from .status import merge_patches, connection_status, invalid_status, job_status, now_iso, status_patch, transition_event
+from .status import connection_status, invalid_status, job_status, now_iso, status_patch, transition_event
 
 log = logging.getLogger("rollup_operator")
-
-
-def _rv(meta: dict) -> int:
-    try:
-        return int(meta.get("resourceVersion") or 0)
-    except ValueError:
-        return 0
 
 
 @dataclass(eq=False)
@@ -82,7 +76,7 @@ class JobRuntime:
     need_fresh_after: float = 0.0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task | None = None
-    writer: asyncio.Task | None = None  # drains ``outbox`` (see Controller._drain)
+    writer: asyncio.Task | None = None  # drains ``outbox`` (see status_writer.py)
     outbox: list = field(default_factory=list)  # queued (status patch, event) pairs
     stop_started: float | None = None
     last_stop_sent: float | None = None  # monotonic time of the latest stop call
@@ -108,6 +102,7 @@ class Controller:
         self.sync_tasks: dict[tuple[str, str], asyncio.Task] = {}
         self.by_connection: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self.closing = False
+        self.status_writer = StatusWriter(kube, lambda: self.closing)
 
     # --- input: watch events -------------------------------------------------------------------
 
@@ -124,7 +119,7 @@ class Controller:
         rt = self.jobs.get(key)
         if rt is None:
             rt = self.jobs[key] = JobRuntime(*key)
-        rv = _rv(meta)
+        rv = resource_version(meta)
         if rv and rv < rt.rv:
             return  # older than what we already know (e.g. our own patch's answer came first)
         rt.rv = rv or rt.rv
@@ -171,7 +166,7 @@ class Controller:
         meta = body.get("metadata") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
         state = self.conn_state.setdefault(key, {"generation": None, "status": {}, "rv": 0})
-        rv = _rv(meta)
+        rv = resource_version(meta)
         if etype != "DELETED" and rv and rv < state["rv"]:
             return
         state["rv"] = rv
@@ -451,65 +446,7 @@ class Controller:
                 rt.status.pop(k, None)
             else:
                 rt.status[k] = v
-        self._enqueue(rt, patch, event)
-
-    def _enqueue(self, rt: JobRuntime, patch: dict | None, event) -> None:
-        """Queue a status patch and/or an event; one writer per job drains its queue in order."""
-        rt.outbox.append((patch, event))
-        if rt.writer is None or rt.writer.done():
-            rt.writer = asyncio.create_task(self._drain(rt))
-
-    async def _drain(self, rt: JobRuntime) -> None:
-        """Write a job's queued status patches and events, in order.
-
-        The queue is taken only once a Kubernetes write slot is free, so under a backlog (a
-        thousand jobs stopping at once) the patches that piled up meanwhile go out as one merged
-        patch: an intermediate status nobody could have seen yet (Stopping) is folded into the
-        next one (Stopped) instead of costing its own write. Events are all posted, after the
-        status they describe.
-        """
-        while rt.outbox:
-            async with self.kube.status_slots:
-                items, rt.outbox = rt.outbox, []
-                patch: dict | None = None
-                for p, _ in items:
-                    if p is not None:
-                        patch = merge_patches(patch, p)
-                if patch is not None:
-                    obj = await self._patch_status(rt, patch)
-                    if obj is not None:
-                        rt.rv = max(rt.rv, _rv(obj.get("metadata") or {}))
-            for _, event in items:
-                if event is not None:
-                    await self.kube.event(rt.ref, *event)
-
-    async def _patch_status(self, rt: JobRuntime, patch: dict) -> dict | None:
-        """Patch the job's status, retrying with backoff until it lands.
-
-        ``rt.status`` already holds what this patch makes of the stored status, and later patches
-        are computed against it: a patch that is dropped would leave the stored status stale for
-        good (an idle job is not written again while nothing changes). So it is retried while the
-        API server is unreachable, overloaded, or refuses (a restarted API server can answer 403
-        until its RBAC caches are warm), until it lands, the object is gone (None), the patch
-        itself is refused as invalid (400/422), or the operator shuts down.
-        """
-        delay = 0.5
-        while True:
-            try:
-                return await self.kube.patch_job_status(rt.namespace, rt.name, patch)
-            except KubeError as e:
-                if e.status in (400, 422):
-                    rt.log.error("cannot write status: %s", e)
-                    return None
-                err: Exception = e
-            except Exception as e:  # noqa: BLE001 - connection refused, timeout...
-                err = e
-            if self.closing:
-                rt.log.error("cannot write status: %s", err)
-                return None
-            rt.log.warning("cannot write status (%s); retrying in %gs", err, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+        self.status_writer.enqueue(rt, patch, event)
 
     async def _write_invalid(self, rt: JobRuntime) -> None:
         wanted = invalid_status(rt.generation, rt.invalid or "invalid spec", rt.status, now_iso())
@@ -520,7 +457,7 @@ class Controller:
         prev_reason = (next((c for c in rt.status.get("conditions") or [] if c.get("type") == "Ready"), {}) or {}).get("reason")
         rt.status.update(wanted)
         event = ("Warning", "InvalidSpec", rt.invalid or "") if prev_reason != "InvalidSpec" else None
-        self._enqueue(rt, patch, event)
+        self.status_writer.enqueue(rt, patch, event)
 
     # --- periodic sync per connection -------------------------------------------------------
 

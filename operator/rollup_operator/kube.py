@@ -28,6 +28,14 @@ log = logging.getLogger(__name__)
 MERGE = {"Content-Type": "application/merge-patch+json"}
 
 
+def resource_version(meta: Mapping[str, Any]) -> int:
+    """metadata.resourceVersion as a number (0 if absent), to tell newer from older copies."""
+    try:
+        return int(meta.get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 class KubeError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(f"{status}: {message}")
