@@ -24,10 +24,9 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import metrics
+from . import conditions as cond, metrics
 from .connections import Connection, Snapshot, build as build_connection
 from .decide import (
-    ADD_FINALIZER,
     READY,
     Action,
     Decision,
@@ -38,6 +37,7 @@ from .decide import (
     read_failed,
     read_succeeded,
 )
+from .gateway import Gateway
 from .kube import Kube, KubeError, resource_version
 from .status_writer import StatusWriter
 from .model import FINALIZER, JOB_KIND, CONNECTION_KIND, InvalidSpec, JobSpec, job_spec_from_body
@@ -53,7 +53,7 @@ from .observations import (
     Observation,
     StopTimedOut,
 )
-from .status import connection_status, invalid_status, job_status, now_iso, status_patch, transition_event
+from .status import apply_patch, connection_status, invalid_status, job_status, now_iso, status_patch, transition_event
 
 log = logging.getLogger("rollup_operator")
 
@@ -304,7 +304,7 @@ class Controller:
 
     async def _act(self, rt: JobRuntime, conn: Connection | None, spec: JobSpec, action: Action, obs: Observation) -> None:
         if action.kind in ("add_finalizer", "remove_finalizer"):
-            await self._set_finalizer(rt, action is ADD_FINALIZER or action.kind == "add_finalizer")
+            await self._set_finalizer(rt, action.kind == "add_finalizer")
             return
         assert conn is not None
         credentials = conn.fingerprint  # the client this call goes out with (see the 401 case below)
@@ -347,31 +347,37 @@ class Controller:
     async def _completed(coro) -> tuple[bool, Any]:
         return True, await coro
 
-    async def _call(self, rt: JobRuntime, conn: Connection, spec: JobSpec, action: Action):
+    @staticmethod
+    async def _gateway(conn: Connection) -> Gateway | Failure:
+        """The connection's gateway, building the client first if it has none yet."""
         if conn.gateway is None:
             failure = await conn.ensure_client()
             if conn.gateway is None:
-                return failure or Failure(CONNECTION_NOT_FOUND, "no client for the connection"), None
+                return failure or Failure(CONNECTION_NOT_FOUND, "no client for the connection")
+        return conn.gateway
+
+    async def _call(self, rt: JobRuntime, conn: Connection, spec: JobSpec, action: Action):
+        gw = await self._gateway(conn)
+        if isinstance(gw, Failure):
+            return gw, None
         async with conn.slots:
             if rt.spec is not spec:
                 return None  # the spec moved on while we queued: decide again
             rt.log.info("%s rollup job [%s]", action.kind, spec.job_id)
             if action.kind == "start":
-                out = await conn.gateway.start(spec.job_id)
+                out = await gw.start(spec.job_id)
             elif action.kind == "create":
-                out = await conn.gateway.create(spec.job_id, spec.config or {})
+                out = await gw.create(spec.job_id, spec.config or {})
             elif action.kind == "delete":
-                out = await conn.gateway.delete(spec.job_id)
+                out = await gw.delete(spec.job_id)
             else:  # pragma: no cover
                 raise ValueError(action.kind)
         return out, None
 
     async def _stop(self, rt: JobRuntime, conn: Connection, spec: JobSpec, obs: Observation):
-        if conn.gateway is None:
-            failure = await conn.ensure_client()
-            if conn.gateway is None:
-                return failure or Failure(CONNECTION_NOT_FOUND, "no client for the connection"), None
-        gw = conn.gateway
+        gw = await self._gateway(conn)
+        if isinstance(gw, Failure):
+            return gw, None
         assert conn.spec is not None
         # After a timeout the stop is re-sent at once because the server has just waited
         # `stop.timeout`; a timeout shorter than the poll interval (the schema accepts "1ms") would
@@ -385,31 +391,24 @@ class Controller:
         rt.stop_started = rt.stop_started or t0
         rt.progress = replace(rt.progress, last_stop_at=now_iso())
         # Server-side wait while a waiting slot is free; else a quick stop and the shared poll.
-        if spec.wait_for_completion and not conn.wait_slots.locked():
-            async with conn.wait_slots, conn.slots:
-                if rt.spec is not spec:
-                    return None
-                rt.log.info("stop rollup job [%s] (wait_for_completion, timeout %s)", spec.job_id, spec.stop_timeout)
-                out = await gw.stop(spec.job_id, wait=True, timeout=spec.stop_timeout,
-                                    timeout_s=spec.stop_timeout_s, request_timeout=conn.spec.request_timeout_s)
-            next_obs = None
-        else:
-            async with conn.slots:
-                if rt.spec is not spec:
-                    return None
-                rt.log.info("stop rollup job [%s] (server does not wait; confirming by shared reads)", spec.job_id)
-                out = await gw.stop(spec.job_id, wait=False, timeout=spec.stop_timeout,
-                                    timeout_s=spec.stop_timeout_s, request_timeout=conn.spec.request_timeout_s)
-            next_obs = None
-            if isinstance(out, Done):
-                left = max(0.0, spec.stop_timeout_s - (time.monotonic() - t0))
-                res = await conn.wait_for(
-                    spec.job_id, lambda o: not (isinstance(o, JobObserved) and o.state in (STARTED, INDEXING, STOPPING)), left)
-                if res is None:
-                    seen = conn.snapshot_.observe(spec.job_id) if conn.snapshot_ else obs
-                    out = StopTimedOut(seen.state if isinstance(seen, JobObserved) else STOPPING)
-                else:
-                    next_obs = res
+        wait = spec.wait_for_completion and not conn.wait_slots.locked()
+        async with (conn.wait_slots if wait else contextlib.nullcontext()), conn.slots:
+            if rt.spec is not spec:
+                return None
+            rt.log.info("stop rollup job [%s] (%s)", spec.job_id,
+                        f"wait_for_completion, timeout {spec.stop_timeout}" if wait else "server does not wait; confirming by shared reads")
+            out = await gw.stop(spec.job_id, wait=wait, timeout=spec.stop_timeout,
+                                timeout_s=spec.stop_timeout_s, request_timeout=conn.spec.request_timeout_s)
+        next_obs = None
+        if not wait and isinstance(out, Done):
+            left = max(0.0, spec.stop_timeout_s - (time.monotonic() - t0))
+            res = await conn.wait_for(
+                spec.job_id, lambda o: not (isinstance(o, JobObserved) and o.state in (STARTED, INDEXING, STOPPING)), left)
+            if res is None:
+                seen = conn.snapshot_.observe(spec.job_id) if conn.snapshot_ else obs
+                out = StopTimedOut(seen.state if isinstance(seen, JobObserved) else STOPPING)
+            else:
+                next_obs = res
         if isinstance(out, StopTimedOut):
             metrics.STOP_TIMEOUTS.inc()
             rt.log.info("stop of rollup job [%s] timed out after %s (state %s); retrying", spec.job_id, spec.stop_timeout, out.state)
@@ -441,11 +440,7 @@ class Controller:
         patch = status_patch(rt.status, wanted)
         if patch is None and event is None:
             return
-        for k, v in (patch or {}).items():  # what the stored status will be once the patch lands
-            if v is None:
-                rt.status.pop(k, None)
-            else:
-                rt.status[k] = v
+        rt.status = apply_patch(rt.status, patch or {})  # what the stored status will be once it lands
         self.status_writer.enqueue(rt, patch, event)
 
     async def _write_invalid(self, rt: JobRuntime) -> None:
@@ -454,8 +449,8 @@ class Controller:
         patch = status_patch(rt.status, wanted)
         if patch is None:
             return
-        prev_reason = (next((c for c in rt.status.get("conditions") or [] if c.get("type") == "Ready"), {}) or {}).get("reason")
-        rt.status.update(wanted)
+        prev_reason = (cond.get(rt.status.get("conditions"), cond.READY) or {}).get("reason")
+        rt.status = apply_patch(rt.status, patch)
         event = ("Warning", "InvalidSpec", rt.invalid or "") if prev_reason != "InvalidSpec" else None
         self.status_writer.enqueue(rt, patch, event)
 
@@ -511,9 +506,9 @@ class Controller:
         if patch is None:
             return
         previous = state["status"]
-        prev_ready = next((c for c in state["status"].get("conditions") or [] if c.get("type") == "Ready"), {})
+        prev_ready = cond.get(state["status"].get("conditions"), cond.READY) or {}
         new_ready = wanted["conditions"][0]
-        state["status"] = {k: v for k, v in {**state["status"], **wanted}.items() if v is not None}
+        state["status"] = apply_patch(state["status"], patch)
         ref = {"kind": CONNECTION_KIND, "namespace": conn.namespace, "name": conn.name}
         if prev_ready.get("reason") != new_ready["reason"]:
             type_ = "Normal" if new_ready["status"] == "True" else "Warning"

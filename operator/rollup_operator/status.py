@@ -75,6 +75,17 @@ def job_status(
     return status
 
 
+def apply_patch(status: Mapping[str, Any], patch: Mapping[str, Any]) -> dict:
+    """``status`` after a top-level merge patch from :func:`status_patch` (None removes a key)."""
+    out = dict(status)
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
+
+
 def merge_patches(first: Mapping[str, Any] | None, second: Mapping[str, Any]) -> dict:
     """One JSON merge patch (RFC 7386) with the effect of applying ``first`` then ``second``."""
     out = dict(first or {})

@@ -104,3 +104,12 @@ def test_merged_patches_have_the_effect_of_applying_both_in_order():
     p1 = {"jobState": "stopping", "stats": {"a": 5}, "stopAttempts": None, "message": "stopping"}
     p2 = {"jobState": "stopped", "stats": {"b": 7}, "message": "stopped", "stopAttempts": 1}
     assert apply(stored, merge_patches(p1, p2)) == apply(apply(stored, p1), p2)
+
+
+def test_apply_patch_is_what_the_server_makes_of_a_status_patch():
+    from rollup_operator.status import apply_patch
+
+    before = {"jobState": "stopping", "stopAttempts": 2, "message": "m"}
+    wanted = {"jobState": "stopped", "stopAttempts": None, "message": "m"}
+    assert apply_patch(before, status_patch(before, wanted)) == {"jobState": "stopped", "message": "m"}
+    assert before["stopAttempts"] == 2  # the input is not changed
