@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="how long a shared read waits for other jobs to join before it is sent")
     run.add_argument("--kube-writers", type=int, default=16, metavar="N",
                      help="status/event writes to the Kubernetes API in flight at once")
+    from .commands import register
+    register(sub)  # export, migration-plan
     return p
 
 
@@ -130,6 +132,9 @@ async def _run(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "handler", None) is not None:
+        from .commands import dispatch
+        return dispatch(args)
     if args.command == "run":
         logs.setup(args.log_format, args.log_level)
         try:

@@ -304,6 +304,16 @@ class ElasticsearchEmulator:
                      settings: dict[str, Any] | None = None) -> None:
         self.cluster.indices.create(name, copy.deepcopy(mappings), copy.deepcopy(settings))
 
+    def put_index_template(self, name: str, body: dict[str, Any]) -> None:
+        """A composable index template, as ``PUT _index_template/<name>`` stores it."""
+        self.cluster.indices.composable[name] = copy.deepcopy(body)
+
+    def create_data_stream(self, name: str) -> None:
+        """A data stream (its template must exist), as ``PUT _data_stream/<name>`` creates it."""
+        from .datastreams import create_data_stream
+
+        create_data_stream(self.cluster.indices, name)
+
     def seed_rollup_usage(self, index: str = "rollup-usage") -> None:
         """Create an index whose mapping has ``_meta._rollup`` (satisfies the 8.15+ usage rule)."""
         if index not in self.cluster.indices.indices:

@@ -149,6 +149,8 @@ class IndexStore:
     def __init__(self) -> None:
         self.indices: dict[str, Index] = {}
         self.templates: dict[str, Template] = {}
+        self.composable: dict[str, dict[str, Any]] = {}  # composable index templates (datastreams.py)
+        self.data_streams: dict[str, Any] = {}  # name -> datastreams.DataStream
 
     # -- resolution -------------------------------------------------------------------------
     def resolve(self, pattern: str) -> list[str]:
@@ -165,6 +167,9 @@ class IndexStore:
                            and (not n.startswith(".") or part.startswith("."))]
             else:
                 matches = [part] if part in self.indices else []
+            for ds in sorted(self.data_streams):  # a data stream stands for its backing indices
+                if ds == part or part in ("_all", "*") or ("*" in part or "?" in part) and fnmatch.fnmatchcase(ds, part):
+                    matches += self.data_streams[ds].indices
             for n in sorted(matches):
                 if n not in selected:
                     selected.append(n)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import web
 
 from .errors import ESError, PLAIN, RawResponse, SimpleError, parse_error, timeout_exception, validation_failed
+from . import datastreams
 from .indices import index_not_found, version_id
 from .jobconfig import parse_job_config, validate_mappings
 from .params import parse_boolean, parse_time, unrecognized_params_message
@@ -503,6 +504,8 @@ def _resolve_existing(srv: RestServer, expression: str) -> list[str]:
             names += [n for n in store.resolve(part) if n not in names]
         elif part in store.indices:
             names.append(part)
+        elif part in store.data_streams:
+            names += [n for n in store.data_streams[part].indices if n not in names]
         else:
             raise index_not_found(part)
     return names
@@ -612,5 +615,6 @@ def _build_routes() -> list[Route]:
         r("/_template", GET=(h_get_template,)),
         r("/_mapping", GET=(h_get_mapping,)),
         r("/{index}/_mapping", GET=(h_get_mapping,), PUT=(h_put_mapping,), POST=(h_put_mapping,)),
+        *datastreams.routes(r),
         r("/{index}", PUT=(h_create_index,), GET=(h_get_index,), HEAD=(h_head_index,), DELETE=(h_delete_index,)),
     ]
