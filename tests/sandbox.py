@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", default="8.17.0", help="Elasticsearch version the emulator plays")
     args = p.parse_args(argv)
 
-    from rollup_operator.testing import EmulatorThread
+    from rollup_operator.testing import EmulatorThread, seed_migration
 
     print("[sandbox] building (or reusing) the kube-apiserver harness...", flush=True)
     api = APIServer(binary=ensure_built()).start()
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         emu.seed_rollup_usage()
         emu.add_job("sensor-hourly", {"cron": "*/20 * * * * ?"}, state="started")
         emu.add_job("logs-daily", {"cron": "*/20 * * * * ?", "rollup_index": "logs-rollup"}, state="started")
+        seed_migration.seed(emu)  # sensor-5m (downsampleable) and weblogs-monthly (blocked), not yet adopted
         kubectl = ["kubectl", "--kubeconfig", api.admin_kubeconfig]
         subprocess.run([*kubectl, "apply", "--server-side", "-k", str(REPO / "manifests")], check=True, capture_output=True)
         subprocess.run([*kubectl, "wait", "--for=condition=Established", "crd/rollupjobs.rollup.esops.dev",

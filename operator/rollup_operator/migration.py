@@ -179,7 +179,7 @@ def plan_job(config: Mapping[str, Any], facts: SourceFacts | None = None, job_id
             what = "is not a data stream" if facts.data_stream is False else "is a data stream but not index.mode time_series"
             blockers.append(_blocker("NotTimeSeriesDataStream", f"the source {config.get('index_pattern')} {what}: "
                                      "downsampling works on time series data streams only",
-                                     "send new data to a time series data stream (the index template below), let the old "
+                                     "send new data to a time series data stream (the index template in this plan's requests), let the old "
                                      "indices age out, or reindex them into it"))
         if facts.downsample_interval and fixed:
             base, iv = interval_ms(facts.downsample_interval), interval_ms(fixed)

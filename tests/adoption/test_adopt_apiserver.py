@@ -112,3 +112,18 @@ def test_export_from_connection_reads_the_secret_and_adopts(cluster, emulator, o
     assert all(not o["status"].get("managed") for o in items)
     assert [r.method for r in emu.requests() if r.method not in READS] == []
     assert {r.user for r in emu.requests()} == {"ops"}
+
+
+def test_status_migration_fits_the_crd_status_schema(cluster):
+    """What ``status_migration`` returns is stored as is (nothing pruned) by the real API server."""
+    from rollup_operator.migration import status_migration
+    from rollup_operator.testing.seed_migration import BLOCKED, DOWNSAMPLEABLE
+
+    for job_id, config in (DOWNSAMPLEABLE, BLOCKED):
+        name = job_id
+        cluster.job(name, "stopped")
+        migration = status_migration(config)
+        cluster.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, cluster.ns, "rollupjobs", name, {"status": {"migration": migration}})
+        assert cluster.get(name)["status"]["migration"] == migration
+    assert cluster.get(BLOCKED[0])["status"]["migration"]["downsampleable"] is False
