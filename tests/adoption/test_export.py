@@ -114,8 +114,15 @@ def test_cli_credentials_only_from_the_environment():
         assert "s3cret-pw" not in r.stdout and "password: <fill in>" in r.stdout
         r = cli("export", "--url", emu.url, "--username", "ops")
         assert r.returncode == 2 and r.stdout == "" and "--password-env" in r.stderr
-        r = cli("export", "--url", emu.url, "--password", "x")
-        assert r.returncode == 2 and r.stdout == ""  # there is no such flag
+        r = cli("export", "--url", emu.url, "--username", "ops", "--password", "s3cret-pw")
+        assert r.returncode == 2 and r.stdout == "" and "unrecognized arguments: --password" in r.stderr
+    with EmulatorThread(version="8.17.0", api_keys={"kid": ("k3y", ["monitor_rollup"])}) as emu:
+        r = cli("export", "--url", emu.url, "--api-key-env", "ES_KEY", env={"ES_KEY": "kid:k3y"})
+        assert r.returncode == 0, r.stderr
+        assert "api_key: <fill in" in r.stdout and "k3y" not in r.stdout
+        assert {x.user for x in emu.requests()} != {None}
+        r = cli("migration-plan", "--url", emu.url, "--api-key-env", "ES_KEY", "--job", "nope", env={"ES_KEY": "kid:k3y"})
+        assert (r.returncode, r.stdout) == (7, "") and "no such rollup job on the server: nope" in r.stderr
 
 
 def test_specific_errors_and_nothing_on_stdout():

@@ -96,3 +96,30 @@ def test_the_check_catches_a_wrong_body(node_modules, tmp_path, break_it, expect
     break_it(lits)
     r = _tsc(node_modules, tmp_path, lits)
     assert r.returncode != 0 and expect in r.stdout, r.stdout
+
+
+def test_the_emulators_data_stream_answers_match_elastics_response_types(node_modules, tmp_path):
+    """What the emulator answers to the reads migration-plan makes has the shape Elasticsearch's types say."""
+    import warnings
+
+    from elasticsearch import Elasticsearch
+
+    from rollup_operator.testing import EmulatorThread
+    from rollup_operator.testing.seed_migration import seed
+
+    with EmulatorThread(version="9.1.0", auto_trigger=False) as emu:  # the types follow the newest server
+        emu.seed_rollup_usage()
+        seed(emu)
+        es = Elasticsearch(emu.url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            answers = [("IndicesGetDataStreamResponse", "GET _data_stream", es.indices.get_data_stream(name="*").body),
+                       ("IndicesGetIndexTemplateResponse", "GET _index_template", es.indices.get_index_template().body),
+                       ("RollupGetJobsResponse", "GET _rollup/job/_all", es.rollup.get_jobs(id="_all").body)]
+    assert answers[0][2]["data_streams"]
+    # Elasticsearch sends time_series.temporal_ranges for a TSDS (GetDataStreamAction.DataStreamInfo#toXContent,
+    # since 8.3) but the specification's IndicesDataStream does not list it: the one field left out of the check.
+    for ds in answers[0][2]["data_streams"]:
+        assert "temporal_ranges" in ds.pop("time_series")
+    r = _tsc(node_modules, tmp_path, answers)
+    assert r.returncode == 0, r.stdout[-6000:]

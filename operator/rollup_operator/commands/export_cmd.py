@@ -20,6 +20,7 @@ def register(sub) -> None:
             "Elasticsearch. Credentials come only from environment variables or the connection's Secret."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,  # --password must not pass for --password-env
     )
     add_connection_options(p)
     p.add_argument("--job", action="append", default=[], metavar="ID", help="export only this job (repeat for several)")

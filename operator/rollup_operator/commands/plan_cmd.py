@@ -10,7 +10,7 @@ import warnings
 import yaml
 
 from .. import migration
-from .source import add_connection_options, client, read_jobs, target_from_args
+from .source import EXIT_EXPORT, CommandError, add_connection_options, client, read_jobs, target_from_args
 
 
 class _NoAliases(yaml.SafeDumper):
@@ -29,6 +29,7 @@ def register(sub) -> None:
             "PUT _ilm/policy (downsample action) and the data stream lifecycle alternative. Sends nothing else."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,  # --password must not pass for --password-env
     )
     add_connection_options(p)
     p.add_argument("--job", action="append", default=[], metavar="ID", help="plan only this job (repeat for several)")
@@ -61,7 +62,12 @@ def source_facts(es, pattern: str) -> migration.SourceFacts:
         except elasticsearch.ApiError as e:
             return migration.SourceFacts(note=f"source not checked: the server answered {e.meta.status}")
     is_ds = bool(parts) and covered == len(parts)  # every part of the pattern names (or matches) a data stream
-    time_series = all(s.get("index_mode") == "time_series" for s in streams) if streams else None
+    # index_mode is in GET _data_stream only on recent versions; time_series.temporal_ranges since 8.3,
+    # and the backing indices' own index.mode always
+    modes = {n: (((i.get("settings") or {}).get("index") or {}).get("mode")) for n, i in indices.items()}
+    time_series = all(s.get("index_mode") == "time_series" or "time_series" in s
+                      or any(modes.get(x.get("index_name")) == "time_series" for x in s.get("indices") or [])
+                      for s in streams) if streams else None
     dims: set[str] = set()
     types: dict[str, str] = {}
     metric_types: dict[str, str] = {}
@@ -112,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
     t = target_from_args(args)
     es = client(t)
     jobs = read_jobs(es, t)
+    missing = sorted(set(args.job) - {j["config"]["id"] for j in jobs})
+    if missing:
+        raise CommandError(f"no such rollup job on the server: {', '.join(missing)}", EXIT_EXPORT)
     configs = [j["config"] for j in jobs if not args.job or j["config"]["id"] in args.job]
     facts = {} if args.no_source_check else {p: source_facts(es, p) for p in {str(c["index_pattern"]) for c in configs}}
     plans = sorted(migration.plan_jobs(configs, facts), key=lambda p: p["jobId"])

@@ -5,7 +5,8 @@ wildcards or none). A data stream gets one backing index ``.ds-<name>-<yyyy.MM.d
 from its template (settings, mappings, ``@timestamp``), so a rollup job's ``index_pattern`` naming
 the data stream resolves to it, as on a real node. Answers follow the shapes of Elasticsearch's
 ``IndicesGetDataStreamResponse`` and ``IndicesGetIndexTemplateResponse``: ``index_mode`` and, for
-a time series data stream, ``time_series.temporal_ranges``. Not emulated: rollover, lifecycles
+a time series data stream, ``time_series.temporal_ranges`` (and, from 9.1, ``settings`` and
+``failure_store``, inferred from the current source). Not emulated: rollover, lifecycles
 (accepted and echoed, never run), component templates (``composed_of`` must be empty), documents.
 """
 
@@ -78,7 +79,7 @@ async def h_get_index_template(srv: "RestServer", ctx: "Ctx") -> Any:
     srv.check_params(ctx, frozenset({"flat_settings", "master_timeout", "local", "include_defaults"}))
     srv.emu.security.authorize(ctx.principal, "indices:admin/index_template/get")
     name = ctx.path_params.get("name", "*")
-    out = [{"name": n, "index_template": b} for n, b in sorted(_store(srv).composable.items())
+    out = [{"name": n, "index_template": {"composed_of": [], **b}} for n, b in sorted(_store(srv).composable.items())
            if any(fnmatch.fnmatchcase(n, p) for p in name.split(","))]
     if not out and "*" not in name:
         raise ESError("resource_not_found_exception", f"index template matching [{name}] not found", 404)
@@ -134,7 +135,7 @@ async def h_put_data_stream(srv: "RestServer", ctx: "Ctx") -> Any:
     return {"acknowledged": True}
 
 
-def _describe(store: IndexStore, ds: DataStream) -> dict[str, Any]:
+def _describe(store: IndexStore, ds: DataStream, recent: bool) -> dict[str, Any]:
     ilm = ds.ilm_policy is not None
     managed = "Index Lifecycle Management" if ilm else "Data stream lifecycle" if ds.lifecycle else "Unmanaged"
     out: dict[str, Any] = {
@@ -158,6 +159,9 @@ def _describe(store: IndexStore, ds: DataStream) -> dict[str, Any]:
         out["ilm_policy"] = ds.ilm_policy
     if ds.lifecycle is not None:
         out["lifecycle"] = {"enabled": True, **ds.lifecycle}
+    if recent:  # inferred: the data stream's own settings and failure store, as the current source writes them
+        out["settings"] = {}
+        out["failure_store"] = {"enabled": False, "rollover_on_write": True, "indices": []}
     if ds.index_mode == "time_series":
         out["time_series"] = {"temporal_ranges": [{"start": _iso(ds.start_ms), "end": _iso(ds.start_ms + 2 * _TWO_HOURS_MS)}]}
     return out
@@ -175,7 +179,8 @@ async def h_get_data_stream(srv: "RestServer", ctx: "Ctx") -> Any:
             out.append(part)
         else:
             raise index_not_found(part)
-    return {"data_streams": [_describe(store, store.data_streams[n]) for n in dict.fromkeys(out)]}
+    recent = srv.emu.profile.at_least(9, 1)
+    return {"data_streams": [_describe(store, store.data_streams[n], recent) for n in dict.fromkeys(out)]}
 
 
 def routes(r) -> list:
