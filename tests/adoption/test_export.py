@@ -150,3 +150,18 @@ def test_nine_x_deprecation_warnings_do_not_leak(capfd):
         r = cli("export", "--url", emu.url)
     assert r.returncode == 0 and r.stderr == ""
     assert [d["spec"]["desiredState"] for d in yaml.safe_load_all(r.stdout) if d["kind"] == "RollupJob"] == ["started"]
+
+
+def test_tls_ca_file_insecure_and_untrusted():
+    with EmulatorThread(version="8.17.0", tls=True, auto_trigger=False) as emu:
+        emu.seed_rollup_usage()
+        emu.add_job("tls-job")
+        r = cli("export", "--url", emu.url, "--ca-file", emu.ca_file)
+        assert r.returncode == 0, r.stderr
+        conn = next(yaml.safe_load_all(r.stdout))
+        assert conn["spec"]["tls"] == {"caSecretRef": {"name": "elasticsearch-ca"}}
+        assert "kubectl create secret generic elasticsearch-ca" in r.stdout
+        r = cli("export", "--url", emu.url, "--insecure-skip-verify")
+        assert r.returncode == 0 and next(yaml.safe_load_all(r.stdout))["spec"]["tls"] == {"insecureSkipVerify": True}
+        r = cli("export", "--url", emu.url)
+        assert (r.returncode, r.stdout) == (3, "") and "TLS error" in r.stderr and "--ca-file" in r.stderr

@@ -19,13 +19,12 @@ def register(sub) -> None:
             "compares it, desiredState from the job's state, deletionPolicy Retain. Applying them changes nothing on "
             "Elasticsearch. Credentials come only from environment variables or the connection's Secret."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         allow_abbrev=False,  # --password must not pass for --password-env
     )
     add_connection_options(p)
     p.add_argument("--job", action="append", default=[], metavar="ID", help="export only this job (repeat for several)")
     p.add_argument("--output", "-o", choices=("yaml", "json"), default="yaml",
-                   help="yaml: multi-document YAML; json: a v1 List")
+                   help="yaml: multi-document YAML; json: a v1 List (default: yaml)")
     p.set_defaults(handler=run)
 
 

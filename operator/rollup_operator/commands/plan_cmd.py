@@ -28,12 +28,12 @@ def register(sub) -> None:
             "with reasons, dimensions, metrics, what has no counterpart, and the bodies of PUT _index_template, "
             "PUT _ilm/policy (downsample action) and the data stream lifecycle alternative. Sends nothing else."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         allow_abbrev=False,  # --password must not pass for --password-env
     )
     add_connection_options(p)
     p.add_argument("--job", action="append", default=[], metavar="ID", help="plan only this job (repeat for several)")
-    p.add_argument("--output", "-o", choices=("yaml", "json", "markdown"), default="yaml")
+    p.add_argument("--output", "-o", choices=("yaml", "json", "markdown"), default="yaml",
+                   help="yaml/json: the plan with the request bodies; markdown: a report table (default: yaml)")
     p.add_argument("--no-source-check", action="store_true",
                    help="plan from the job configs alone (no reads of the source indices)")
     p.set_defaults(handler=run)

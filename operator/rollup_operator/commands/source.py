@@ -61,9 +61,9 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--insecure-skip-verify", action="store_true", help="do not verify the server's certificate (tests only)")
     p.add_argument("--namespace", metavar="NS", help="namespace written into the manifests (default: none, use kubectl -n)")
     p.add_argument("--connection", metavar="NAME", default="elasticsearch",
-                   help="name of the ElasticsearchConnection the RollupJobs refer to")
+                   help="name of the ElasticsearchConnection the RollupJobs refer to (default: elasticsearch)")
     p.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig for --from-connection (default $KUBECONFIG)")
-    p.add_argument("--request-timeout", type=float, default=30.0, metavar="S", help="client timeout per request")
+    p.add_argument("--request-timeout", type=float, default=30.0, metavar="S", help="client timeout per request in seconds (default: 30)")
 
 
 def _env(var: str, what: str) -> str:
@@ -152,10 +152,7 @@ def client(t: Target):
         kw["api_key"] = tuple(t.api_key.split(":", 1)) if ":" in t.api_key else t.api_key
     if t.url.startswith("https"):
         if t.insecure:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-            kw["ssl_context"] = ctx
-            warnings.filterwarnings("ignore", message=".*verify_certs=False.*")
+            kw["verify_certs"], kw["ssl_show_warn"] = False, False
         elif t.ca_pem or t.ca_file:
             kw["ssl_context"] = ssl.create_default_context(cadata=t.ca_pem) if t.ca_pem else \
                 ssl.create_default_context(cafile=t.ca_file)
