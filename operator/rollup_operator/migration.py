@@ -179,13 +179,15 @@ def plan_job(config: Mapping[str, Any], facts: SourceFacts | None = None, job_id
             what = "is not a data stream" if facts.data_stream is False else "is a data stream but not index.mode time_series"
             blockers.append(_blocker("NotTimeSeriesDataStream", f"the source {config.get('index_pattern')} {what}: "
                                      "downsampling works on time series data streams only",
-                                     "send new data to a time series data stream (the index template in this plan's requests), let the old "
+                                     "send new data to a time series data stream (the index template in this plan's requests; a data "
+                                     "stream cannot take the name of an existing index, so adjust index_patterns), let the old "
                                      "indices age out, or reindex them into it"))
         if facts.downsample_interval and fixed:
             base, iv = interval_ms(facts.downsample_interval), interval_ms(fixed)
             if base and iv and (iv % base or iv <= base):
-                blockers.append(_blocker("IntervalNotMultiple", f"fixed_interval {fixed} is not a multiple of the source's "
-                                         f"own interval {facts.downsample_interval}", "pick a multiple of it"))
+                blockers.append(_blocker("IntervalNotMultiple", f"fixed_interval {fixed} is not a larger multiple of the "
+                                         f"source's own downsampling interval {facts.downsample_interval}",
+                                         "pick a multiple of it, at least twice as long"))
 
     ts_field = dh.get("field")
     if ts_field and ts_field != "@timestamp":

@@ -55,7 +55,10 @@ def source_facts(es, pattern: str) -> migration.SourceFacts:
                     found = []
                 streams += found
                 covered += bool(found)
-            indices = es.indices.get(index=pattern, ignore_unavailable=True, allow_no_indices=True).body
+            try:
+                indices = es.indices.get(index=pattern, ignore_unavailable=True, allow_no_indices=True).body
+            except elasticsearch.NotFoundError:
+                indices = {}
         except (elasticsearch.AuthorizationException, elasticsearch.AuthenticationException) as e:
             return migration.SourceFacts(note=f"source not checked: reading it was refused ({e.meta.status}); "
                                               "the user needs view_index_metadata on it")

@@ -33,6 +33,7 @@ class Target:
     """An Elasticsearch endpoint with its credentials (never printed)."""
 
     url: str
+    urls: tuple[str, ...] = ()  # all node URLs (a connection may list several); url is the first
     username: str | None = None
     password: str | None = None
     api_key: str | None = None
@@ -125,7 +126,7 @@ def _target_from_connection(args: argparse.Namespace) -> Target:
                 raise CommandError(f"Secret {ns}/{ref.name} has no key {ref.key!r}", EXIT_KUBE)
             return base64.b64decode(raw).decode()
 
-        t = Target(url=spec.urls[0], insecure=spec.insecure_skip_verify, connection=name, namespace=ns,
+        t = Target(url=spec.urls[0], urls=spec.urls, insecure=spec.insecure_skip_verify, connection=name, namespace=ns,
                    from_connection=True, timeout=args.request_timeout)
         if spec.username:
             t.username, t.password = secret(spec.username), secret(spec.password)
@@ -156,7 +157,7 @@ def client(t: Target):
         elif t.ca_pem or t.ca_file:
             kw["ssl_context"] = ssl.create_default_context(cadata=t.ca_pem) if t.ca_pem else \
                 ssl.create_default_context(cafile=t.ca_file)
-    return Elasticsearch(t.url, **kw)
+    return Elasticsearch(list(t.urls or (t.url,)), **kw)
 
 
 def classify(e: Exception, t: Target, action: str, privilege: str = "monitor_rollup") -> CommandError:
