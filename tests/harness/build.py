@@ -1,6 +1,6 @@
 """Prebuild the Go binaries of the test harness (for CI and developers).
 
-    python -m tests.harness.build            # all: kube-apiserver harness, kstatus, helm, promtool, promql, argolua
+    python -m tests.harness.build            # all: kube-apiserver harness, kstatus, helm, promtool, promql, rbacagg, argolua
     python -m tests.harness.build apiserver  # only some of them
 
 Prints progress every 30 s; binaries are cached (see tests/harness/gobuild.py), so a second
@@ -22,6 +22,7 @@ TARGETS = {
     "helm": gotools.ensure_helm,
     "promtool": gotools.ensure_promtool,
     "promql": gotools.ensure_promql,
+    "rbacagg": gotools.ensure_rbacagg,
     "argolua": gotools.ensure_argolua,
 }
 

@@ -9,6 +9,9 @@
   ``test rules`` / ``promql``; the tool is otherwise the released one (tests/gotools/promtool)
 * ``promql``   -- Prometheus' own PromQL parser (same module version as promtool): which metrics
   and labels an expression names (tests/gotools/promql)
+* ``rbacagg``  -- Kubernetes' ClusterRole aggregation controller (k8s.io/kubernetes v1.36.3, the API
+  server harness's version) as a process, since the harness has no kube-controller-manager
+  (tests/gotools/rbacagg)
 * ``argolua``  -- gopher-lua v1.1.2 running a health script the way Argo CD's controller does
   (tests/gotools/argolua/main.go says exactly how)
 
@@ -33,6 +36,7 @@ TOOLS: dict[str, dict] = {
     "promtool": {"src": GOTOOLS / "promtool", "package": "github.com/prometheus/prometheus/cmd/promtool",
                  "tags": ("remove_all_sd",)},
     "promql": {"src": GOTOOLS / "promql", "package": ".", "tags": ()},
+    "rbacagg": {"src": GOTOOLS / "rbacagg", "package": ".", "tags": ()},
     "argolua": {"src": GOTOOLS / "argolua", "package": ".", "tags": ()},
 }
 
@@ -61,3 +65,21 @@ def ensure_argolua(progress: Progress | None = print) -> Path:
 
 def ensure_promql(progress: Progress | None = print) -> Path:
     return ensure_built("promql", progress)
+
+
+def ensure_rbacagg(progress: Progress | None = print) -> Path:
+    return ensure_built("rbacagg", progress)
+
+
+def build_or_skip(name: str, progress: Progress | None = None) -> Path:
+    """For tests: the tool's binary, or pytest.skip when Go is not installed (CI installs it)."""
+    import pytest
+
+    from .gobuild import GoToolchainMissing, find_go
+
+    if not find_go():
+        pytest.skip(f"the Go toolchain is not installed: cannot build {name}")
+    try:
+        return ensure_built(name, progress)
+    except GoToolchainMissing as e:  # pragma: no cover - find_go said yes
+        pytest.skip(str(e))
