@@ -165,3 +165,17 @@ def test_service_monitor_needs_the_service(helm_bin):
     proc = helm(helm_bin, "template", "r", str(CHART), "--set", "serviceMonitor.enabled=true",
                 "--set", "metrics.service.enabled=false", check=False)
     assert proc.returncode != 0 and "serviceMonitor.enabled needs metrics.service.enabled" in proc.stderr
+
+
+def test_lint_strict_with_everything_enabled(helm_bin):
+    proc = helm(helm_bin, "lint", "--strict", str(CHART), "--set", "serviceMonitor.enabled=true",
+                "--set", "prometheusRule.enabled=true", "--set", "grafanaDashboard.enabled=true",
+                "--set", "operator.watchNamespaces={a}", "--set", "image.digest=sha256:" + "b" * 64)
+    assert "0 chart(s) failed" in proc.stdout
+
+
+def test_packaged_chart_renders_the_same(helm_bin, tmp_path):
+    helm(helm_bin, "package", str(CHART), "--destination", str(tmp_path))
+    (tgz,) = tmp_path.glob("rollup-operator-*.tgz")
+    args = ["--set", "prometheusRule.enabled=true", "--set", "grafanaDashboard.enabled=true"]
+    assert template(helm_bin, *args, chart=tgz) == template(helm_bin, *args)
