@@ -44,17 +44,25 @@ def scrape(apiserver, kubectl, kube_admin):
         emu.add_job("scraped", state="started")
         cluster.connection("es", emu.url, syncInterval="1s")
         cluster.job("scraped", "stopped")
+        cluster.job("missing", "stopped")  # not on the server: Stalled, JobNotFound
         op.start()
         cluster.wait_ready("scraped", timeout=30)
+        cluster.wait_reason("missing", "JobNotFound", timeout=30)
         text = op.metrics()
     finally:
         op.stop()
         emu.close()
     names: dict[str, set[str]] = {}
+    samples = []
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             names.setdefault(sample.name, set()).update(sample.labels)
+            samples.append(sample)
+    SAMPLES[:] = samples
     return names
+
+
+SAMPLES: list = []  # the scrape's samples, filled by the fixture
 
 
 def test_the_scrape_has_what_the_bundle_needs(scrape):
@@ -63,6 +71,11 @@ def test_the_scrape_has_what_the_bundle_needs(scrape):
                  "rollup_operator_stop_timeouts_total", "rollup_operator_reconcile_passes_total",
                  "rollup_operator_elasticsearch_request_duration_seconds_bucket", "rollup_operator_kubernetes_writes_total"):
         assert name in scrape, f"{name} not in the scrape"
+
+
+def test_the_states_the_alerts_match_on_are_real(scrape):
+    jobs = {(s.labels["state"], s.labels["desired"]): s.value for s in SAMPLES if s.name == "rollup_operator_jobs"}
+    assert jobs == {("stopped", "stopped"): 1.0, ("absent", "stopped"): 1.0}, jobs
 
 
 @pytest.mark.parametrize("where,expr", ALL_EXPRS, ids=[w for w, _ in ALL_EXPRS])
