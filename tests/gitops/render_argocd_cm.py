@@ -1,9 +1,10 @@
-"""Render manifests/gitops/argocd-cm-patch.yaml from the two .lua files next to it.
+"""Render manifests/gitops/argocd-cm-patch.yaml from the health.lua files of
+manifests/gitops/resource_customizations/ (Argo CD's own layout: <group>/<Kind>/health.lua).
 
     python -m tests.gitops.render_argocd_cm          # rewrite the patch
     python -m tests.gitops.render_argocd_cm --check  # exit 1 if it is out of date
 
-tests/gitops/test_argocd_health.py asserts the patch embeds exactly the .lua files' content.
+tests/gitops/test_argocd_health.py asserts the patch embeds exactly the health.lua files' content.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ from pathlib import Path
 
 GITOPS = Path(__file__).resolve().parent.parent.parent / "manifests" / "gitops"
 PATCH = GITOPS / "argocd-cm-patch.yaml"
+CUSTOMIZATIONS = GITOPS / "resource_customizations"
+# argocd-cm key -> health.lua, relative to GITOPS
 SCRIPTS = {
-    "resource.customizations.health.rollup.esops.dev_RollupJob": "argocd-health-rollupjob.lua",
-    "resource.customizations.health.rollup.esops.dev_ElasticsearchConnection": "argocd-health-elasticsearchconnection.lua",
+    "resource.customizations.health.rollup.esops.dev_RollupJob": "resource_customizations/rollup.esops.dev/RollupJob/health.lua",
+    "resource.customizations.health.rollup.esops.dev_ElasticsearchConnection":
+        "resource_customizations/rollup.esops.dev/ElasticsearchConnection/health.lua",
 }
 
 HEADER = """\
 # Argo CD custom health checks for the rollup-operator's resources, as a patch of argocd-cm.
-# GENERATED from argocd-health-*.lua in this directory by `python -m tests.gitops.render_argocd_cm`;
-# edit the .lua files, not this one (a test checks they are identical).
+# GENERATED from resource_customizations/rollup.esops.dev/*/health.lua by
+# `python -m tests.gitops.render_argocd_cm`; edit the health.lua files, not this one (a test checks
+# they are identical).
 #
 #   kubectl -n argocd patch configmap argocd-cm --type merge --patch-file manifests/gitops/argocd-cm-patch.yaml
 #

@@ -1,4 +1,4 @@
-"""The Argo CD health checks (manifests/gitops/*.lua) run in Lua (lupa) on statuses built by the
+"""The Argo CD health checks (manifests/gitops/resource_customizations/*/*/health.lua) run in Lua (lupa) on statuses built by the
 operator's own code: a RollupJob body -> model.job_spec_from_body -> decide.decide ->
 status.job_status (and status.connection_status for connections), JSON round-tripped like the API
 server stores them.
@@ -34,8 +34,8 @@ from rollup_operator.status import connection_status, invalid_status, job_status
 from tests.gitops import render_argocd_cm
 
 GITOPS = Path(__file__).resolve().parent.parent.parent / "manifests" / "gitops"
-JOB_LUA = GITOPS / "argocd-health-rollupjob.lua"
-CONN_LUA = GITOPS / "argocd-health-elasticsearchconnection.lua"
+JOB_LUA = GITOPS / "resource_customizations" / "rollup.esops.dev" / "RollupJob" / "health.lua"
+CONN_LUA = GITOPS / "resource_customizations" / "rollup.esops.dev" / "ElasticsearchConnection" / "health.lua"
 NOW = "2026-01-01T00:00:00Z"
 
 RUNTIMES = [name for name in ("lupa.lua51", "lupa.lua54") if importlib.util.find_spec(name) is not None]

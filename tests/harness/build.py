@@ -1,7 +1,7 @@
 """Prebuild the Go binaries of the test harness (for CI and developers).
 
-    python -m tests.harness.build            # both: kube-apiserver harness and kstatus
-    python -m tests.harness.build apiserver  # only one of them
+    python -m tests.harness.build            # all: kube-apiserver harness, kstatus, helm, promtool, promql, rbacagg, argolua
+    python -m tests.harness.build apiserver  # only some of them
 
 Prints progress every 30 s; binaries are cached (see tests/harness/gobuild.py), so a second
 run returns at once. Exit code 0 on success, 1 on a build failure, 2 if Go is missing.
@@ -13,10 +13,18 @@ import argparse
 import sys
 import time
 
-from . import apiserver, kstatus
+from . import apiserver, gotools, kstatus
 from .gobuild import GoBuildError, GoToolchainMissing, cache_dir
 
-TARGETS = {"apiserver": apiserver.ensure_built, "kstatus": kstatus.ensure_built}
+TARGETS = {
+    "apiserver": apiserver.ensure_built,
+    "kstatus": kstatus.ensure_built,
+    "helm": gotools.ensure_helm,
+    "promtool": gotools.ensure_promtool,
+    "promql": gotools.ensure_promql,
+    "rbacagg": gotools.ensure_rbacagg,
+    "argolua": gotools.ensure_argolua,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,10 +64,14 @@ def _go_version(go: str) -> str:
         raise GoToolchainMissing(f"`{go} version` failed: {e}") from e
 
 
-def source_hash(src_dir: Path, go: str | None = None) -> str:
-    """Hash of go.mod, go.sum, all *.go files of src_dir (not recursive) and the Go version."""
+def source_hash(src_dir: Path, go: str | None = None, package: str = ".", tags: tuple[str, ...] = (),
+                ldflags: str = "") -> str:
+    """Hash of go.mod, go.sum, all *.go files of src_dir (not recursive), the package and build
+    tags built, and the Go version."""
     src_dir = Path(src_dir)
     h = hashlib.sha256()
+    if package != "." or tags or ldflags:
+        h.update(f"package={package} tags={','.join(tags)} ldflags={ldflags}\0".encode())
     files = [src_dir / "go.mod", src_dir / "go.sum", *sorted(src_dir.glob("*.go"))]
     for f in files:
         if f.exists():
@@ -102,14 +106,22 @@ def build_go_binary(
     name: str,
     progress: Progress | None = print,
     interval: float = 30.0,
+    package: str = ".",
+    tags: tuple[str, ...] = (),
+    ldflags: str = "",
 ) -> Path:
-    """Return the path of the binary built from ``src_dir``; build it if not cached."""
+    """Return the path of the binary built from ``src_dir``; build it if not cached.
+
+    ``package`` is what `go build` builds inside that module: ``.`` (its own main package), or the
+    import path of a tool's main package that the module requires (e.g. ``helm.sh/helm/v3/cmd/helm``,
+    pinned by a ``tools.go``); ``tags`` are Go build tags, ``ldflags`` go build's -ldflags (e.g. the
+    -X version stamps a tool's own Makefile sets)."""
     progress = progress or (lambda _msg: None)
     src_dir = Path(src_dir).resolve()
     go = find_go()
     if not go:
         raise GoToolchainMissing("the Go toolchain (`go`) is not installed / not on PATH")
-    key = source_hash(src_dir, go)
+    key = source_hash(src_dir, go, package, tags, ldflags)
     bindir = cache_dir() / "bin"
     bindir.mkdir(parents=True, exist_ok=True)
     target = bindir / f"{name}-{key}"
@@ -125,7 +137,7 @@ def build_go_binary(
             fcntl.flock(lock, fcntl.LOCK_EX)
         if target.exists():  # built by whoever held the lock
             return target
-        _build_locked(go, src_dir, name, target, progress, interval)
+        _build_locked(go, src_dir, name, target, progress, interval, package, tags, ldflags)
         # Keep only the current build of this binary (they are ~150 MB each).
         for old in bindir.glob(f"{name}-*"):
             if old != target and not old.name.endswith(".tmp"):
@@ -136,10 +148,12 @@ def build_go_binary(
     return target
 
 
-def _build_locked(go: str, src_dir: Path, name: str, target: Path, progress: Progress, interval: float) -> None:
+def _build_locked(go: str, src_dir: Path, name: str, target: Path, progress: Progress, interval: float,
+                  package: str = ".", tags: tuple[str, ...] = (), ldflags: str = "") -> None:
     log_path = cache_dir() / f"{name}-build.log"
     tmp = target.with_name(target.name + ".tmp")
-    cmd = [go, "build", "-v", "-o", str(tmp), "."]
+    cmd = [go, "build", "-v", *(["-tags", ",".join(tags)] if tags else []),
+           *(["-ldflags", ldflags] if ldflags else []), "-o", str(tmp), package]
     progress(f"[harness] building {name} from {src_dir} (go build: with a cold Go cache the kube-apiserver takes ~5 min "
              f"on 2 cores (allow 15), later builds seconds); log: {log_path}")
     t0 = time.monotonic()
