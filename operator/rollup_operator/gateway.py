@@ -109,15 +109,15 @@ def classify(exc: BaseException, api: str) -> Outcome:
                 return Refused("JobIdReused", f"{reason}: a deleted job's id stays taken on its rollup index; choose a new spec.jobId")
             return Refused("InvalidConfig", f"Elasticsearch refused the job config: {reason}")
         return Failure(UNAVAILABLE, f"Elasticsearch answered {status} {etype}: {reason}".rstrip(": "))
+    if isinstance(exc, elastic_transport.SerializationError):
+        # Its message quotes the raw body, which may not come from Elasticsearch: not repeated.
+        return Failure(UNEXPECTED_RESPONSE, f"unexpected answer to {api}: the body is not the JSON Elasticsearch sends")
     if isinstance(exc, (elastic_transport.TlsError, elasticsearch.SSLError)):
         return Failure(TLS_ERROR, f"TLS handshake with Elasticsearch failed: {_detail(exc)}; check spec.tls (caSecretRef / insecureSkipVerify)")
     if isinstance(exc, elastic_transport.ConnectionTimeout):
         return Failure(UNAVAILABLE, f"Elasticsearch did not answer in time: {_detail(exc)}")
     if isinstance(exc, (elastic_transport.ConnectionError, elastic_transport.TransportError, OSError, asyncio.TimeoutError)):
         return Failure(UNAVAILABLE, f"cannot reach Elasticsearch: {_detail(exc) or type(exc).__name__}")
-    if isinstance(exc, elastic_transport.SerializationError):
-        # Its message quotes the raw body, which may not come from Elasticsearch: not repeated.
-        return Failure(UNEXPECTED_RESPONSE, f"unexpected answer to {api}: the body is not the JSON Elasticsearch sends")
     raise exc
 
 
