@@ -151,3 +151,20 @@ def test_job_ids_that_cannot_address_exactly_one_job_are_refused(cluster, job_id
 def test_other_job_ids_are_admitted(cluster, job_id):
     obj = cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("ok-id", jobId=job_id))
     assert obj["spec"]["jobId"] == job_id
+
+
+def test_optional_egress_network_policy(installed, kubectl):
+    """manifests/optional/ (issue 12 item 2): accepted by the real API server, selects the operator's
+    pods, and is not installed by the default kustomization."""
+    import yaml
+
+    from .support import REPO_ROOT
+
+    out = kubectl("apply", "--dry-run=server", "-k", str(REPO_ROOT / "manifests" / "optional")).stdout
+    assert "networkpolicy.networking.k8s.io/rollup-operator-egress created (server dry run)" in out, out
+    policy = yaml.safe_load((REPO_ROOT / "manifests/optional/egress-networkpolicy.yaml").read_text())
+    deployment = yaml.safe_load((REPO_ROOT / "manifests/deployment.yaml").read_text())
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert "optional" not in (REPO_ROOT / "manifests/kustomization.yaml").read_text().split("resources:")[1]
