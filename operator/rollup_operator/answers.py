@@ -58,7 +58,7 @@ def _kind(value: Any) -> str:
         return "a string"
     if isinstance(value, list):
         return "an array"
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return "an object"
     return type(value).__name__
 
@@ -87,7 +87,11 @@ def stats(raw: Mapping[str, Any]) -> dict[str, int]:
     """The documented stats, each an int64 (clamped); anything else is dropped."""
     out = {}
     for k in STAT_FIELDS:
-        v = stat_value(raw.get(k))
+        v = raw.get(k)
+        if type(v) is int and INT64_MIN <= v <= INT64_MAX:  # the usual case, quickly
+            out[k] = v
+            continue
+        v = stat_value(v)
         if v is not None:
             out[k] = v
     return out
@@ -101,17 +105,17 @@ def _config_problem(cfg: Mapping[str, Any]) -> str | None:
         return f"config.page_size is {_kind(cfg['page_size'])}, not an integer"
     groups = cfg.get("groups")
     if groups is not None:
-        if not isinstance(groups, Mapping):
+        if not isinstance(groups, dict):
             return f"config.groups is {_kind(groups)}, not an object"
         for g, v in groups.items():
-            if not isinstance(v, Mapping):
+            if not isinstance(v, dict):
                 return f"config.groups.{g} is {_kind(v)}, not an object"
     metrics = cfg.get("metrics")
     if metrics is not None:
         if not isinstance(metrics, list):
             return f"config.metrics is {_kind(metrics)}, not an array"
         for m in metrics:
-            if not (isinstance(m, Mapping) and isinstance(m.get("field"), str) and isinstance(m.get("metrics"), list)
+            if not (isinstance(m, dict) and isinstance(m.get("field"), str) and isinstance(m.get("metrics"), list)
                     and all(isinstance(x, str) for x in m["metrics"])):
                 return "config.metrics has an entry that is not {field: string, metrics: [string]}"
     return None
@@ -119,25 +123,25 @@ def _config_problem(cfg: Mapping[str, Any]) -> str | None:
 
 def job_entry(entry: Mapping[str, Any]) -> JobObserved | Failure:
     """One entry of ``jobs`` (whose ``config.id`` is known to be a string), checked."""
-    jid = entry["config"]["id"]
-    what = f"GET _rollup/job/_all (job [{clip(jid, 80)}])"
-    problem = _config_problem(entry["config"])
-    if problem:
-        return unexpected(what, problem)
+    cfg = entry["config"]
     status = entry.get("status")
-    if not isinstance(status, Mapping):
-        return unexpected(what, f"status is {_kind(status)}, not an object")
-    state = status.get("job_state")
-    if not isinstance(state, str):
-        return unexpected(what, f"status.job_state is {_kind(state)}, not a string")
-    if state not in JOB_STATES:
-        return unexpected(what, f"status.job_state [{clip(state, 40)}] is none of {', '.join(sorted(JOB_STATES))}")
-    raw_stats = entry.get("stats", {})
+    state = status.get("job_state") if isinstance(status, dict) else None
+    raw_stats = entry.get("stats")
     if raw_stats is None:
         raw_stats = {}
-    if not isinstance(raw_stats, Mapping):
-        return unexpected(what, f"stats is {_kind(raw_stats)}, not an object")
-    return JobObserved(state=state, stats=stats(raw_stats), config=dict(entry["config"]))
+    problem = _config_problem(cfg)
+    if problem is None:
+        if not isinstance(status, dict):
+            problem = f"status is {_kind(status)}, not an object"
+        elif not isinstance(state, str):
+            problem = f"status.job_state is {_kind(state)}, not a string"
+        elif state not in JOB_STATES:
+            problem = f"status.job_state [{clip(state, 40)}] is none of {', '.join(sorted(JOB_STATES))}"
+        elif not isinstance(raw_stats, dict):
+            problem = f"stats is {_kind(raw_stats)}, not an object"
+    if problem is not None:
+        return unexpected(f"GET _rollup/job/_all (job [{clip(cfg['id'], 80)}])", problem)
+    return JobObserved(state=state, stats=stats(raw_stats), config=cfg)
 
 
 def job_list(body: Any) -> dict[str, JobObserved | Failure] | Failure:
@@ -149,17 +153,17 @@ def job_list(body: Any) -> dict[str, JobObserved | Failure] | Failure:
     that job only; the others are observed as usual.
     """
     what = "GET _rollup/job/_all"
-    if not isinstance(body, Mapping):
+    if not isinstance(body, dict):
         return unexpected(what, f"the body is {_kind(body)}, not an object with a jobs array")
     jobs = body.get("jobs")
     if not isinstance(jobs, list):
         return unexpected(what, "the body has no jobs array" if "jobs" not in body else f"jobs is {_kind(jobs)}, not an array")
     out: dict[str, JobObserved | Failure] = {}
     for i, entry in enumerate(jobs):
-        if not isinstance(entry, Mapping):
+        if not isinstance(entry, dict):
             return unexpected(what, f"jobs[{i}] is {_kind(entry)}, not an object")
         cfg = entry.get("config")
-        if not isinstance(cfg, Mapping) or not isinstance(cfg.get("id"), str) or not cfg["id"]:
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("id"), str) or not cfg["id"]:
             return unexpected(what, f"jobs[{i}] has no config.id string, so the job it describes is unknown")
         jid = cfg["id"]
         out[jid] = unexpected(what, f"job [{clip(jid, 80)}] is listed twice") if jid in out else job_entry(entry)
@@ -172,10 +176,10 @@ def job_list(body: Any) -> dict[str, JobObserved | Failure] | Failure:
 def server_version(body: Any) -> str | Failure:
     """``version.number`` of ``GET /``, checked to look like a version ("8.17.0")."""
     what = "GET /"
-    if not isinstance(body, Mapping):
+    if not isinstance(body, dict):
         return unexpected(what, f"the body is {_kind(body)}, not an object")
     version = body.get("version")
-    if not isinstance(version, Mapping):
+    if not isinstance(version, dict):
         return unexpected(what, f"version is {_kind(version)}, not an object")
     number = version.get("number")
     if not isinstance(number, str):
@@ -193,9 +197,9 @@ def acknowledged(api: str, body: Any) -> Failure | None:
     key = ACK_KEY.get(api)
     if key is None:
         return None
-    if isinstance(body, Mapping) and body.get(key) is True:
+    if isinstance(body, dict) and body.get(key) is True:
         return None
-    if not isinstance(body, Mapping):
+    if not isinstance(body, dict):
         got = f"{_kind(body)}"
     elif key not in body:
         got = f"an object without {key}"
@@ -233,12 +237,12 @@ def error_parts(body: Any) -> tuple[str, str]:
     path, and DELETE's ``task_failures``. Nothing else of the body is kept.
     """
     etype, reason = "", ""
-    if isinstance(body, Mapping):
+    if isinstance(body, dict):
         err = body.get("error")
-        if isinstance(err, Mapping):
+        if isinstance(err, dict):
             etype, reason = str(err.get("type") or ""), str(err.get("reason") or "")
             cause, innermost, depth = err.get("caused_by"), None, 0
-            while isinstance(cause, Mapping) and depth < 20:
+            while isinstance(cause, dict) and depth < 20:
                 innermost, cause, depth = cause, cause.get("caused_by"), depth + 1
             detail = str((innermost or {}).get("reason") or "")
             if detail and detail not in reason:
@@ -247,8 +251,8 @@ def error_parts(body: Any) -> tuple[str, str]:
             reason = err
         else:
             failures = body.get("task_failures")
-            if isinstance(failures, list) and failures and isinstance(failures[0], Mapping):
+            if isinstance(failures, list) and failures and isinstance(failures[0], dict):
                 r = failures[0].get("reason")
-                if isinstance(r, Mapping):
+                if isinstance(r, dict):
                     etype, reason = str(r.get("type") or ""), str(r.get("reason") or "")
     return clip(etype, MAX_TYPE), clip(reason, MAX_REASON)

@@ -50,7 +50,7 @@ SecretReader = credentials.SecretGetter  # (namespace, name) -> the Secret objec
 @dataclass
 class Snapshot:
     started_at: float  # monotonic time the read was sent
-    jobs: dict[str, JobObserved] = field(default_factory=dict)
+    jobs: dict[str, JobObserved | Failure] = field(default_factory=dict)  # a Failure: that entry was malformed (answers.py)
     failure: Failure | None = None
 
     def observe(self, job_id: str) -> Observation:
