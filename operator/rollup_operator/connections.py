@@ -20,23 +20,21 @@ Knows nothing of RollupJob resources beyond job ids.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Callable
 
 from elasticsearch import AsyncElasticsearch
 
-from . import metrics
+from . import credentials, metrics
 from .gateway import Gateway
 from .model import ConnectionSpec, InvalidSpec, connection_spec_from_body
 from .observations import (
     FORBIDDEN,
     INVALID_CONNECTION,
-    SECRET_NOT_FOUND,
     UNAUTHORIZED,
+    UNEXPECTED_RESPONSE,
     UNSUPPORTED_VERSION,
     Failure,
     JobAbsent,
@@ -46,13 +44,13 @@ from .observations import (
 
 log = logging.getLogger(__name__)
 
-SecretReader = Callable[[str, str], Awaitable["dict[str, bytes] | None"]]
+SecretReader = credentials.SecretGetter  # (namespace, name) -> the Secret object, or None
 
 
 @dataclass
 class Snapshot:
     started_at: float  # monotonic time the read was sent
-    jobs: dict[str, JobObserved] = field(default_factory=dict)
+    jobs: dict[str, JobObserved | Failure] = field(default_factory=dict)  # a Failure: that entry was malformed (answers.py)
     failure: Failure | None = None
 
     def observe(self, job_id: str) -> Observation:
@@ -103,58 +101,10 @@ class Connection:
     # --- client lifecycle --------------------------------------------------------------------
 
     async def _credentials(self) -> tuple[dict, str] | Failure:
-        """Client keyword arguments from the spec and its Secrets, plus their fingerprint."""
-        spec = self.spec
-        assert spec is not None
-        secrets: dict[str, dict[str, bytes]] = {}
-        for name in sorted(spec.secret_names):
-            try:
-                data = await self._read_secret(spec.namespace, name)
-            except Exception as e:  # noqa: BLE001 - e.g. RBAC; say so in status rather than crash
-                return Failure(SECRET_NOT_FOUND, f"cannot read Secret {spec.namespace}/{name}: {e}")
-            if data is None:
-                return Failure(SECRET_NOT_FOUND, f"Secret {spec.namespace}/{name} referenced by ElasticsearchConnection {spec.name} does not exist")
-            secrets[name] = data
-
-        def value(ref) -> bytes | Failure:
-            v = secrets[ref.name].get(ref.key)
-            if v is None:
-                return Failure(SECRET_NOT_FOUND, f"Secret {spec.namespace}/{ref.name} has no key {ref.key!r} (keys: {', '.join(sorted(secrets[ref.name])) or 'none'})")
-            return v
-
-        kwargs: dict = {}
-        digest = hashlib.sha256(repr(spec).encode())
-        if spec.username:
-            user, pw = value(spec.username), value(spec.password)
-            for v in (user, pw):
-                if isinstance(v, Failure):
-                    return v
-            kwargs["basic_auth"] = (user.decode().strip(), pw.decode().strip())
-            digest.update(user + b"\0" + pw)
-        if spec.api_key:
-            key = value(spec.api_key)
-            if isinstance(key, Failure):
-                return key
-            k = key.decode().strip()
-            kwargs["api_key"] = tuple(k.split(":", 1)) if ":" in k else k
-            digest.update(key)
-        if any(u.startswith("https") for u in spec.urls):
-            if spec.insecure_skip_verify:
-                ctx = ssl.create_default_context()
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-                kwargs["ssl_context"] = ctx
-                kwargs["ssl_show_warn"] = False
-            elif spec.ca:
-                ca = value(spec.ca)
-                if isinstance(ca, Failure):
-                    return ca
-                try:
-                    kwargs["ssl_context"] = ssl.create_default_context(cadata=ca.decode())
-                except (ssl.SSLError, ValueError) as e:
-                    return Failure(INVALID_CONNECTION, f"the CA certificate in Secret {spec.ca.name} key {spec.ca.key} is not valid PEM: {e}")
-                digest.update(ca)
-        return kwargs, digest.hexdigest()
+        """Client keyword arguments from the spec and its Secrets, plus their fingerprint (credentials.py)."""
+        assert self.spec is not None
+        creds = await credentials.resolve(self.spec, self._read_secret)
+        return creds if isinstance(creds, Failure) else (creds.kwargs, creds.fingerprint)
 
     async def ensure_client(self, *, reread_secrets: bool = False) -> Failure | None:
         """Build (or rebuild, if the spec or a Secret changed) the client. Returns a failure or None."""
@@ -204,7 +154,8 @@ class Connection:
                 return None
             self.info = None
             # Reachability problems are not sticky: jobs still try, and see the failure themselves.
-            return info if not info.transient else None
+            # A malformed GET / answer is (answers.py): the connection says so until the next sync.
+            return info if not info.transient or info.kind == UNEXPECTED_RESPONSE else None
         number = (info.get("version") or {}).get("number", "0")
         major, minor = _version_tuple(number)
         self.info = ServerInfo(number, deprecated=(major, minor) >= (8, 11), usage_rule=(major, minor) >= (8, 15))

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import conditions as cond, metrics
+from . import conditions as cond, credentials, metrics
 from .connections import Connection, Snapshot, build as build_connection
 from .decide import (
     READY,
@@ -170,6 +170,7 @@ class Controller:
         if etype != "DELETED" and rv and rv < state["rv"]:
             return
         state["rv"] = rv
+        state["uid"] = meta.get("uid")
         state["status"] = dict(body.get("status") or {})
         if etype == "DELETED":
             self.conn_state.pop(key, None)
@@ -179,7 +180,7 @@ class Controller:
         if generation == state["generation"] and key in self.connections:
             return
         state["generation"] = generation
-        conn = build_connection(body, self.kube.read_secret, poll_interval=self.poll_interval, coalesce_window=self.coalesce_window)
+        conn = build_connection(body, self.kube.get_secret, poll_interval=self.poll_interval, coalesce_window=self.coalesce_window)
         self._replace_connection(key, conn)
 
     def _replace_connection(self, key: tuple[str, str], conn: Connection | None) -> None:
@@ -463,6 +464,7 @@ class Controller:
                 await conn.ensure_client(reread_secrets=True)
                 snap = await conn.snapshot(time.monotonic()) if not conn.invalid else Snapshot(time.monotonic(), failure=conn.failure)
                 await self._write_connection_status(conn, snap)
+                self._warn_insecure_transport(conn)
                 self._apply_snapshot(key, snap)
             except asyncio.CancelledError:
                 raise
@@ -486,6 +488,17 @@ class Controller:
             wanted = job_status(rt.spec, d.verdict, obs, rt.progress, rt.status, now_iso())
             if d.action is not None or status_patch(rt.status, wanted) is not None:
                 self._ensure_worker(rt)
+
+    def _warn_insecure_transport(self, conn: Connection) -> None:
+        """One Warning Event per connection generation whose credentials go over plain http://."""
+        state = self.conn_state.get((conn.namespace, conn.name))
+        warning = credentials.insecure_transport_warning(conn.spec)
+        if warning is None or state is None or conn.client is None or getattr(conn, "insecure_warned", False):
+            return
+        conn.insecure_warned = True  # type: ignore[attr-defined]
+        ref = {"kind": CONNECTION_KIND, "namespace": conn.namespace, "name": conn.name, "uid": state.get("uid")}
+        name = credentials.insecure_event_name(conn.name, state.get("uid"), state.get("generation"))
+        asyncio.create_task(self.kube.event(ref, "Warning", credentials.INSECURE_TRANSPORT, warning, name=name))
 
     async def _write_connection_status(self, conn: Connection, snap: Snapshot) -> None:
         state = self.conn_state.get((conn.namespace, conn.name))

@@ -18,13 +18,14 @@ import elastic_transport
 import elasticsearch
 from elasticsearch import AsyncElasticsearch
 
-from . import metrics
+from . import answers, metrics
 from .observations import (
     FORBIDDEN,
     NOT_ELASTICSEARCH,
     TLS_ERROR,
     UNAUTHORIZED,
     UNAVAILABLE,
+    UNEXPECTED_RESPONSE,
     UNSUPPORTED_VERSION,
     Done,
     Failure,
@@ -61,30 +62,6 @@ def redact(text: str) -> str:
     return _USERINFO.sub("***@", text)
 
 
-def _error_parts(body: Any) -> tuple[str, str]:
-    """(type, reason) from any error body Elasticsearch sends, including DELETE's task_failures."""
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict):
-            reason = str(err.get("reason", ""))
-            # A parse error's own reason names only the outer field ("failed to parse field
-            # [groups]"); the innermost cause says what is wrong ("Unknown time-zone ID: ...").
-            cause, innermost = err.get("caused_by"), None
-            while isinstance(cause, dict):
-                innermost, cause = cause, cause.get("caused_by")
-            detail = str((innermost or {}).get("reason") or "")
-            if detail and detail not in reason:
-                reason = f"{reason}: {detail}"
-            return str(err.get("type", "")), reason
-        if isinstance(err, str):
-            return "", err
-        failures = body.get("task_failures")
-        if isinstance(failures, list) and failures:
-            reason = (failures[0] or {}).get("reason") or {}
-            return str(reason.get("type", "")), str(reason.get("reason", ""))
-    return "", str(body)[:300]
-
-
 def _detail(exc: BaseException) -> str:
     """What went wrong, redacted. The transport's errors print as a bare "TLS error" /
     "Connection error" when the call was not retried; the cause (e.g. "certificate verify failed:
@@ -101,7 +78,9 @@ def classify(exc: BaseException, api: str) -> Outcome:
         return Failure(NOT_ELASTICSEARCH, "the server is not Elasticsearch: its answer lacks the X-Elastic-Product header")
     if isinstance(exc, elasticsearch.ApiError):
         status = exc.meta.status if exc.meta is not None else 0
-        etype, reason = _error_parts(exc.body)
+        if not answers.from_elasticsearch(exc.meta.headers if exc.meta is not None else None):
+            return answers.foreign_error(status)  # never repeat the body of a server that is not Elasticsearch
+        etype, reason = answers.error_parts(exc.body)
         if status == 401:
             return Failure(UNAUTHORIZED, f"Elasticsearch rejected the credentials (401 {etype}): {reason}; check the connection's Secret")
         if status == 403:
@@ -130,14 +109,15 @@ def classify(exc: BaseException, api: str) -> Outcome:
                 return Refused("JobIdReused", f"{reason}: a deleted job's id stays taken on its rollup index; choose a new spec.jobId")
             return Refused("InvalidConfig", f"Elasticsearch refused the job config: {reason}")
         return Failure(UNAVAILABLE, f"Elasticsearch answered {status} {etype}: {reason}".rstrip(": "))
+    if isinstance(exc, elastic_transport.SerializationError):
+        # Its message quotes the raw body, which may not come from Elasticsearch: not repeated.
+        return Failure(UNEXPECTED_RESPONSE, f"unexpected answer to {api}: the body is not the JSON Elasticsearch sends")
     if isinstance(exc, (elastic_transport.TlsError, elasticsearch.SSLError)):
         return Failure(TLS_ERROR, f"TLS handshake with Elasticsearch failed: {_detail(exc)}; check spec.tls (caSecretRef / insecureSkipVerify)")
     if isinstance(exc, elastic_transport.ConnectionTimeout):
         return Failure(UNAVAILABLE, f"Elasticsearch did not answer in time: {_detail(exc)}")
     if isinstance(exc, (elastic_transport.ConnectionError, elastic_transport.TransportError, OSError, asyncio.TimeoutError)):
         return Failure(UNAVAILABLE, f"cannot reach Elasticsearch: {_detail(exc) or type(exc).__name__}")
-    if isinstance(exc, elastic_transport.SerializationError):
-        return Failure(UNAVAILABLE, f"unreadable answer from Elasticsearch: {_detail(exc)}")
     raise exc
 
 
@@ -166,12 +146,13 @@ class Gateway:
         headers = getattr(getattr(resp, "meta", None), "headers", None) or {}
         w = headers.get("warning")
         if w:
-            self.deprecation_warning = w.split('"')[1] if '"' in w else w
+            self.deprecation_warning = answers.clip(w.split('"')[1] if '"' in w else w)
 
     async def info(self) -> dict | Failure:
         try:
             resp = await _timed("info", lambda: self.client.info())
-            return dict(resp.body)
+            version = answers.server_version(resp.body)
+            return version if isinstance(version, Failure) else dict(resp.body)
         except BaseException as e:  # noqa: BLE001 - classify re-raises what it does not know
             out = classify(e, "info")
             return out if isinstance(out, Failure) else Failure(UNAVAILABLE, f"unexpected answer to GET /: {out}")
@@ -184,15 +165,8 @@ class Gateway:
             out = classify(e, "get")
             return out if isinstance(out, Failure) else Failure(UNAVAILABLE, f"unexpected answer to GET _rollup/job/_all: {out}")
         self._note_warning(resp)
-        jobs: dict[str, JobObserved] = {}
-        for j in resp.body.get("jobs", []):
-            cfg = j.get("config") or {}
-            jobs[cfg.get("id")] = JobObserved(
-                state=(j.get("status") or {}).get("job_state", "unknown"),
-                stats=j.get("stats") or {},
-                config=cfg,
-            )
-        return jobs
+        # Checked against the documented shape; a job whose entry is malformed maps to a Failure.
+        return answers.job_list(resp.body)  # type: ignore[return-value]
 
     async def stop(self, job_id: str, *, wait: bool, timeout: str, timeout_s: float, request_timeout: float) -> Outcome:
         # The client must wait longer than the server does, and must never re-send a stop itself.
@@ -219,4 +193,4 @@ class Gateway:
         except BaseException as e:  # noqa: BLE001
             return classify(e, api)
         self._note_warning(resp)
-        return Done()
+        return answers.acknowledged(api, resp.body) or Done()

@@ -132,15 +132,22 @@ class Kube:
         data.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
         return data
 
+    async def get_secret(self, namespace: str, name: str) -> dict | None:
+        """The Secret object (labels and base64 data, decoded by credentials.py), or None if absent."""
+        return await self._api("get", missing_ok=True, version="v1", namespace=namespace, url=f"secrets/{name}")
+
     # --- Events --------------------------------------------------------------------------
 
-    async def event(self, ref: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """Post a core/v1 Event about a RollupJob or ElasticsearchConnection. Never raises."""
+    async def event(self, ref: Mapping[str, Any], type_: str, reason: str, message: str, *, name: str | None = None) -> None:
+        """Post a core/v1 Event about a RollupJob or ElasticsearchConnection. Never raises.
+
+        ``name``: a fixed Event name, so that an Event meant to be posted once is not posted again
+        (after a restart, say) while the first still exists; the 409 that follows is expected."""
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{ref['name']}.{uuid.uuid4().hex[:16]}", "namespace": ref["namespace"]},
+            "metadata": {"name": name or f"{ref['name']}.{uuid.uuid4().hex[:16]}", "namespace": ref["namespace"]},
             "involvedObject": {
                 "apiVersion": API_VERSION,
                 "kind": ref.get("kind", JOB_KIND),
@@ -162,5 +169,8 @@ class Kube:
         try:
             await asyncio.get_running_loop().run_in_executor(self._event_pool, lambda: self._request(
                 "post", write="event", version="v1", namespace=ref["namespace"], url="events", data=json.dumps(body)))
+        except KubeError as e:
+            if not (name and e.status == 409):
+                log.warning("could not post event %s for %s/%s: %s", reason, ref["namespace"], ref["name"], e)
         except Exception as e:  # noqa: BLE001 - events are best effort
             log.warning("could not post event %s for %s/%s: %s", reason, ref["namespace"], ref["name"], e)

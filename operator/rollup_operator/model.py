@@ -94,6 +94,20 @@ class JobSpec:
         return self.deletion_policy == "Delete"
 
 
+_JOB_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def job_id_problem(job_id: str) -> str | None:
+    """Why a job id cannot address exactly one rollup job, or None. Same rules as the CRD's CEL."""
+    if job_id in (".", ".."):
+        return "cannot be used: '.' and '..' are path segments that the HTTP client resolves, so the calls would reach other endpoints"
+    if job_id == "_all":
+        return "cannot be used: '_all' means every job in GET _rollup/job/_all, so it cannot address one job"
+    if _JOB_ID_CONTROL.search(job_id):
+        return "cannot be used: it contains a control character (NUL, CR, LF, tab...)"
+    return None
+
+
 def job_spec_from_body(body: Mapping[str, Any]) -> JobSpec:
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
@@ -108,6 +122,9 @@ def job_spec_from_body(body: Mapping[str, Any]) -> JobSpec:
     job_id = spec.get("jobId") or name
     if not isinstance(job_id, str) or not job_id or "/" in job_id or len(job_id) > 512:
         raise InvalidSpec(f"spec.jobId {job_id!r} is not a valid rollup job id (non-empty, no '/', at most 512 characters)")
+    why = job_id_problem(job_id)
+    if why:  # the CRD refuses these at admission; objects stored before that rule get this
+        raise InvalidSpec(f"spec.jobId {job_id!r} {why}")
 
     stop = spec.get("stop") or {}
     stop_timeout = stop.get("timeout", "30s")

@@ -43,7 +43,11 @@ UNSUPPORTED_VERSION = "UnsupportedVersion"
 CONNECTION_NOT_FOUND = "ConnectionNotFound"
 SECRET_NOT_FOUND = "SecretNotFound"
 INVALID_CONNECTION = "InvalidConnection"
-TRANSIENT_FAILURES = frozenset({UNAVAILABLE, TLS_ERROR})
+#: A Secret the connection names does not opt in with the label rollup.esops.dev/credentials: "true".
+SECRET_NOT_ALLOWED = "SecretNotAllowed"
+#: A 2xx answer without the shape the rollup API documents (see answers.py); retried.
+UNEXPECTED_RESPONSE = "UnexpectedResponse"
+TRANSIENT_FAILURES = frozenset({UNAVAILABLE, TLS_ERROR, UNEXPECTED_RESPONSE})
 
 
 @dataclass(frozen=True)

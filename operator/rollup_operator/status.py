@@ -128,7 +128,8 @@ def status_patch(previous: Mapping[str, Any] | None, wanted: Mapping[str, Any]) 
 # --- events: one per transition ---------------------------------------------------------------
 
 _QUIET_REASONS = frozenset({"AddingFinalizer", "RemovingFinalizer"})
-_WARNING_REASONS = frozenset({"ElasticsearchUnavailable", "TLSError", "DeletionBlocked", "FinalizerReleased", "DriftDetected"})
+_WARNING_REASONS = frozenset({"ElasticsearchUnavailable", "TLSError", "DeletionBlocked", "FinalizerReleased", "DriftDetected",
+                              "UnexpectedResponse"})
 _EVENT_REASON = {"Stopping": "StopRequested", "Starting": "StartRequested"}
 
 

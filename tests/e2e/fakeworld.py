@@ -220,6 +220,13 @@ def kubectl(state: dict, args: list[str]) -> int:
             doc = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": pos[3], "namespace": ns}, "stringData": data}
         print(yaml.safe_dump(doc))
         return 0
+    if verb == "label":
+        obj = c["objects"].get(key(ALIASES.get(pos[1], pos[1]), ns, pos[2]))
+        assert obj is not None, f"label: {pos[1]}/{pos[2]} not found"
+        labels = obj["metadata"].setdefault("labels", {})
+        labels.update(dict(v.split("=", 1) for v in pos[3:]))
+        print(f"{pos[1]}/{pos[2]} labeled")
+        return 0
     if verb == "apply":
         docs = kustomize(Path(flags["-k"][0])) if "-k" in flags else read_docs(flags["-f"][0])
         for d in docs:
@@ -328,7 +335,8 @@ def reconcile(c: dict) -> None:
         gen = meta["generation"]
         if kind_ == "ElasticsearchConnection":
             secret = objs.get(key("Secret", meta["namespace"], obj["spec"]["auth"]["basic"]["secretRef"]["name"]))
-            user = es["users"].get((secret or {}).get("stringData", {}).get("username", ""))
+            allowed = ((secret or {}).get("metadata", {}).get("labels") or {}).get("rollup.esops.dev/credentials") == "true"
+            user = es["users"].get((secret or {}).get("stringData", {}).get("username", "")) if allowed else None
             granted = {p for r in (user or {}).get("roles", []) for p in es["roles"].get(r, [])}
             need = {"manage_rollup", "monitor"} if os.environ.get("FAKEWORLD_REQUIRE_MONITOR") == "1" else {"manage_rollup"}
             ok = bool(user) and need <= granted

@@ -285,6 +285,8 @@ kubectl create namespace "${NS}" --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n "${NS}" create secret generic es-rollup-credentials --type=kubernetes.io/basic-auth \
   --from-literal=username="${OPERATOR_ES_USER}" --from-literal=password="${OPERATOR_ES_PASSWORD}" \
   --dry-run=client -o yaml | kubectl apply -f -
+# The operator uses only Secrets that opt in (README "Multi-tenancy").
+kubectl -n "${NS}" label secret es-rollup-credentials rollup.esops.dev/credentials=true --overwrite
 kubectl apply -f "${HERE}/rollupjobs.yaml"
 
 step "assert: the connection is Ready"

@@ -68,7 +68,7 @@ def test_each_failure_has_its_reason_and_message(cluster, emulator, operator, re
         ("missing Secret", "j-nosecret", "c-nosecret", "SecretNotFound", STALLED,
          [f"Secret {ns}/absent referenced by ElasticsearchConnection c-nosecret does not exist"], None),
         ("Secret without the key", "j-nokey", "c-nokey", "SecretNotFound", STALLED,
-         [f"Secret {ns}/no-key has no key 'username' (keys: user)"], None),
+         [f"Secret {ns}/no-key has no key 'username'"], None),
         ("missing connection", "j-noconn", None, "ConnectionNotFound", STALLED,
          [f"ElasticsearchConnection {ns}/ghost does not exist"], None),
         ("TLS, CA that did not sign the server's certificate", "j-badca", "c-badca", "TLSError", RETRYING,

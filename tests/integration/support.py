@@ -50,8 +50,14 @@ class Cluster:
         self.core = client.CoreV1Api(api)
 
     # --- objects --------------------------------------------------------------------------
-    def secret(self, name: str, data: dict[str, str]) -> None:
-        body = client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data)
+    def secret(self, name: str, data: dict[str, str], *, allowed: bool = True, raw: dict[str, bytes] | None = None) -> None:
+        """A Secret; ``allowed`` adds the opt-in label rollup.esops.dev/credentials: "true" (README
+        "Multi-tenancy"); ``raw`` adds values as exact bytes (base64 ``data``), e.g. non-UTF-8."""
+        import base64
+
+        labels = {"rollup.esops.dev/credentials": "true"} if allowed else None
+        body = client.V1Secret(metadata=client.V1ObjectMeta(name=name, labels=labels), string_data=data or None,
+                               data={k: base64.b64encode(v).decode() for k, v in (raw or {}).items()} or None)
         try:
             self.core.create_namespaced_secret(self.ns, body)
         except ApiException as e:

@@ -127,3 +127,44 @@ def test_kubectl_wait_for_ready_follows_the_condition(cluster, kubectl):
     cluster.custom.patch_namespaced_custom_object_status(GROUP, VERSION, cluster.ns, "rollupjobs", "w", {"status": {"conditions": [cond("True")]}})
     p = kubectl("wait", "-n", cluster.ns, "--for=condition=Ready", "rollupjob/w", "--timeout=10s", check=False)
     assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("job_id,needle", [
+    (".", "spec.jobId must not be '.' or '..'"),
+    ("..", "spec.jobId must not be '.' or '..'"),
+    ("_all", "spec.jobId must not be '_all'"),
+    ("a\x00b", "spec.jobId must not contain control characters"),
+    ("a\x01b", "spec.jobId must not contain control characters"),
+    ("a\x1bb", "spec.jobId must not contain control characters"),
+    ("a\x7fb", "spec.jobId must not contain control characters"),
+    ("a\nb", "spec.jobId"),  # white space: refused by the pattern
+])
+def test_job_ids_that_cannot_address_exactly_one_job_are_refused(cluster, job_id, needle):
+    """Issue 12 item 6: '.', '..' reach other endpoints once the client resolves dot segments; '_all'
+    lists every job; control characters (NUL included) cannot travel in a URL path."""
+    msg = create_error(cluster, rj("bad-id", jobId=job_id))
+    assert needle in msg, msg
+
+
+@pytest.mark.parametrize("job_id", ["a.b", "...", ".hidden", "x..", "_all_jobs", "all", "100%", "a%2Fb", "a?b", "a#b",
+                                    "a+b", "a;b", "ü-ñ", "~x", "a&b=c"])
+def test_other_job_ids_are_admitted(cluster, job_id):
+    obj = cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("ok-id", jobId=job_id))
+    assert obj["spec"]["jobId"] == job_id
+
+
+def test_optional_egress_network_policy(installed, kubectl):
+    """manifests/optional/ (issue 12 item 2): accepted by the real API server, selects the operator's
+    pods, and is not installed by the default kustomization."""
+    import yaml
+
+    from .support import REPO_ROOT
+
+    out = kubectl("apply", "--dry-run=server", "-k", str(REPO_ROOT / "manifests" / "optional")).stdout
+    assert "networkpolicy.networking.k8s.io/rollup-operator-egress created (server dry run)" in out, out
+    policy = yaml.safe_load((REPO_ROOT / "manifests/optional/egress-networkpolicy.yaml").read_text())
+    deployment = yaml.safe_load((REPO_ROOT / "manifests/deployment.yaml").read_text())
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert "optional" not in (REPO_ROOT / "manifests/kustomization.yaml").read_text().split("resources:")[1]

@@ -10,7 +10,7 @@ from rollup_operator.observations import Failure, JobAbsent, Refused, StopTimedO
 
 
 def api_error(status, body, cls=elasticsearch.ApiError):
-    meta = ApiResponseMeta(status=status, http_version="1.1", headers=HttpHeaders(), duration=0.0,
+    meta = ApiResponseMeta(status=status, http_version="1.1", headers=HttpHeaders({"X-Elastic-Product": "Elasticsearch"}), duration=0.0,
                            node=NodeConfig("http", "localhost", 9200))
     return cls(message=str(status), meta=meta, body=body)
 
@@ -76,7 +76,7 @@ def test_5xx_and_connection_errors_are_unavailable():
 
 
 def test_not_elasticsearch():
-    meta = ApiResponseMeta(status=200, http_version="1.1", headers=HttpHeaders(), duration=0.0, node=NodeConfig("http", "h", 1))
+    meta = ApiResponseMeta(status=200, http_version="1.1", headers=HttpHeaders({"X-Elastic-Product": "Elasticsearch"}), duration=0.0, node=NodeConfig("http", "h", 1))
     assert classify(elasticsearch.UnsupportedProductError("nope", meta=meta, body={}), "info").kind == "NotElasticsearch"
 
 

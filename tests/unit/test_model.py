@@ -84,3 +84,13 @@ def test_connection_spec():
 def test_connection_needs_a_url():
     with pytest.raises(InvalidSpec, match="url"):
         connection_spec_from_body({"metadata": {}, "spec": {}})
+
+
+@pytest.mark.parametrize("job_id,needle", [(".", "'.' and '..'"), ("..", "'.' and '..'"), ("_all", "'_all'"),
+                                           ("a\x00b", "control character"), ("a\x1fb", "control character")])
+def test_job_ids_stored_before_the_admission_rule_are_invalid_specs(job_id, needle):
+    """Issue 12 item 6: the CRD refuses these; a RollupJob stored before that rule is not acted on."""
+    with pytest.raises(InvalidSpec, match=needle):
+        job_spec_from_body({"metadata": {"name": "x"}, "spec": {"connectionRef": {"name": "es"}, "desiredState": "stopped", "jobId": job_id}})
+    assert job_spec_from_body({"metadata": {"name": "x"}, "spec": {"connectionRef": {"name": "es"}, "desiredState": "stopped",
+                                                                   "jobId": "a..b"}}).job_id == "a..b"

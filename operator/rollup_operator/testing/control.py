@@ -19,7 +19,7 @@ answers are JSON. Errors answer ``{"error": "<message>"}`` with 400/404.
 ``POST /_emulator/timing``                 the same, as global defaults; ``auto_trigger`` too
 ``POST /_emulator/trigger_all``            fire every started job
 ``POST /_emulator/faults``                 ``{"latency": s, "down_for": s, "not_elasticsearch": b,
-                                           "fail_next": {"count", "status", "method", "path",
+                                           "fail_next": {"count", "status", "method", "path", "body",
                                            "type", "reason"}, "clear": true}``
 ``POST /_emulator/restart``                node restart: ``{"downtime": s}``
 ``GET /_emulator/requests``                request log (``?method=&path=``), ``DELETE`` clears
@@ -100,7 +100,7 @@ class ControlApi:
             fn = body.get("fail_next")
             if fn:
                 emu.fail_next(int(fn.get("count", 1)), int(fn.get("status", 503)), method=fn.get("method"),
-                              path=fn.get("path"), error_type=fn.get("type"), reason=fn.get("reason"))
+                              path=fn.get("path"), error_type=fn.get("type"), reason=fn.get("reason"), body=fn.get("body"))
             if "down_for" in body:
                 emu.down_for(float(body["down_for"]))
             return {"acknowledged": True}

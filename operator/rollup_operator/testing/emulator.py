@@ -179,13 +179,15 @@ class ElasticsearchEmulator:
         self.not_elasticsearch = enabled
 
     def fail_next(self, n: int = 1, status: int = 503, *, method: str | None = None, path: str | None = None,
-                  error_type: str | None = None, reason: str | None = None) -> None:
+                  error_type: str | None = None, reason: str | None = None, body: Any = None) -> None:
         """Answer the next ``n`` matching requests with ``status`` and a realistic error body.
 
         ``path`` may be a glob (``/_rollup/job/*/_stop``). 502/504 answer like a proxy would
-        (HTML, no product header)."""
+        (HTML, no product header). ``body``: answer exactly this instead (any JSON value, sent as
+        JSON; a str, sent as text/plain; bytes, sent as application/json), with the product header unless ``not_elasticsearch``:
+        e.g. ``fail_next(status=200, path="/_rollup/job/_all", body={})`` for a malformed answer."""
         self._faults.append({"remaining": int(n), "status": int(status), "method": method, "path": path,
-                             "type": error_type, "reason": reason})
+                             "type": error_type, "reason": reason, "body": body})
 
     def clear_faults(self) -> None:
         self._faults.clear()

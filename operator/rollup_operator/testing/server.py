@@ -53,6 +53,7 @@ class RequestRecord:
     timestamp: float
     user: str | None
     duration: float = 0.0
+    raw_path: str = ""  # the path as it arrived on the wire, percent-encoding untouched
 
 
 @dataclass
@@ -185,7 +186,7 @@ class RestServer:
         if self.emu.log_requests:
             user = ctx.principal.name if ctx.principal is not None else None
             self.emu._log(RequestRecord(ctx.method, ctx.path, query, response.status, started, user,
-                                        asyncio.get_running_loop().time() - t0))
+                                        asyncio.get_running_loop().time() - t0, raw_path))
         return response
 
     async def _process(self, ctx: Ctx) -> web.StreamResponse:
@@ -199,7 +200,7 @@ class RestServer:
             elif ctx.request.can_read_body:
                 ctx.body = await ctx.request.read()
             self._check_media_types(ctx)
-            route, params = self._route(ctx.path)
+            route, params = self._route(ctx.request.rel_url.raw_path)
             if route is None:
                 raise SimpleError(400, f"no handler found for uri [{ctx.uri}] and method [{ctx.method}]")
             if ctx.method not in route.handlers:
@@ -336,6 +337,14 @@ class RestServer:
 
     def _fault_response(self, ctx: Ctx, fault: dict[str, Any]) -> web.Response:
         status = fault["status"]
+        if fault.get("body") is not None:  # a given answer, e.g. a malformed 200 or a foreign error page
+            body = fault["body"]
+            headers = {} if self.emu.not_elasticsearch else {"X-Elastic-Product": "Elasticsearch"}
+            if isinstance(body, str):
+                return web.Response(status=status, text=body, content_type="text/plain", headers=headers)
+            if isinstance(body, bytes):  # raw JSON text, e.g. b'{"n": 1e400}' that json.dumps cannot write
+                return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+            return self._respond(ctx, status, body)
         if status in (502, 504):
             text = {502: "Bad Gateway", 504: "Gateway Timeout"}[status]
             return web.Response(status=status, text=f"<html><body><h1>{status} {text}</h1></body></html>",
