@@ -90,8 +90,8 @@ async def _serve_http(host: str, port: int, is_ready):
     return runner
 
 
-async def _operate(args: argparse.Namespace, stop: asyncio.Event, ready: asyncio.Event, state: dict) -> None:
-    """The whole operator (kopf watching + controller) until ``stop`` is set or kopf gets a signal."""
+async def _operate(args: argparse.Namespace, ready: asyncio.Event, state: dict) -> None:
+    """The whole operator (kopf watching + controller) until kopf gets a signal or this is cancelled."""
     import kopf
     from prometheus_client import REGISTRY
 
@@ -127,7 +127,8 @@ async def _operate(args: argparse.Namespace, stop: asyncio.Event, ready: asyncio
             namespaces=namespaces,
             liveness_endpoint=args.liveness_endpoint,
             ready_flag=ready,
-            stop_flag=stop,
+            # no stop_flag: kopf handles SIGTERM itself once running, and it would wait 5 s for a
+            # flag that nobody sets; before that, our handler cancels this task instead.
         )
     finally:
         REGISTRY.unregister(collector)
@@ -159,7 +160,15 @@ async def _run(args: argparse.Namespace) -> int:
         if not args.leader_elect:
             args.user_agent = None
             metrics.LEADER.set(1)
-            await _operate(args, stop, ready_kopf, state)
+            operating = asyncio.ensure_future(_operate(args, ready_kopf, state))
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({operating, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not operating.done():  # a signal before kopf took signal handling over
+                operating.cancel()
+                await asyncio.gather(operating, return_exceptions=True)
+            elif operating.exception() is not None:
+                raise operating.exception()
             return 0
         return await _lead(args, stop, ready_kopf, state)
     finally:
@@ -181,7 +190,7 @@ async def _lead(args: argparse.Namespace, stop: asyncio.Event, ready: asyncio.Ev
     log.info("leader election: identity %s, %s, lease %gs, renew deadline %gs, retry %gs", identity,
              store.describe(), timings.lease_duration, timings.renew_deadline, timings.retry_period)
     try:
-        code = await lead(Elector(store, identity, timings), lambda: _operate(args, stop, ready, state), stop,
+        code = await lead(Elector(store, identity, timings), lambda: _operate(args, ready, state), stop,
                           event=store.event)
     finally:
         store.close()

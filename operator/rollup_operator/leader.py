@@ -28,6 +28,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import math
 import random
 import time
 from typing import Any, Awaitable, Callable, Protocol
@@ -118,7 +119,7 @@ class Elector:
         self.resource_version = rv
 
     def _spec(self, now_wall: str, acquire_time: str, transitions: int) -> dict:
-        return {"holderIdentity": self.identity, "leaseDurationSeconds": int(round(self.timings.lease_duration)),
+        return {"holderIdentity": self.identity, "leaseDurationSeconds": math.ceil(self.timings.lease_duration),
                 "acquireTime": acquire_time, "renewTime": now_wall, "leaseTransitions": transitions}
 
     # --- one attempt ----------------------------------------------------------------------
@@ -246,7 +247,7 @@ async def lead(elector: Elector, run_operator: Callable[[], Awaitable[None]], st
     * ``stop`` set while a standby: return 0 at once (nothing to release).
     * The operator returns (it was told to stop, e.g. SIGTERM): release the Lease, return 0;
       it raises: release, return 1.
-    * ``stop`` set while leading: the operator has ``grace`` seconds to return, then is cancelled.
+    * ``stop`` set while leading: the operator is cancelled and has ``grace`` seconds to finish.
     * Leadership lost: the operator task is cancelled at once (calls in flight with it), a
       Warning Event is posted, and 1 is returned: the caller exits without any further write.
     """
@@ -265,15 +266,16 @@ async def lead(elector: Elector, run_operator: Callable[[], Awaitable[None]], st
     try:
         done, _ = await asyncio.wait({operating, holding, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if stopping in done and not operating.done():
+            operating.cancel()  # kopf stops gracefully on cancellation
             done, _ = await asyncio.wait({operating, holding}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
             if not done:
-                log.warning("leader election: the operator did not stop within %gs; cancelling it", grace)
+                log.warning("leader election: the operator did not stop within %gs", grace)
         if holding.done():
             why = holding.result()
             operating.cancel()
             log.error("leader election: LOST LEADERSHIP of %s: %s; every call in flight is cancelled and the "
                       "process exits so that it restarts as a standby", elector.identity, why)
-            await asyncio.wait({operating}, timeout=1.0)
+            await asyncio.wait({operating}, timeout=0.5)
             await post("Warning", "LeaderElectionLost", f"{elector.identity} stopped leading: {why}")
             return 1
         code = 0

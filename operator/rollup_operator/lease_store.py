@@ -109,7 +109,7 @@ class KubeLeaseStore:
         obj = await self._run("put", f"leases/{self.name}", self._body(spec, resource_version), write="lease")
         return obj["metadata"]["resourceVersion"]
 
-    async def event(self, type_: str, reason: str, message: str, timeout: float = 2.0) -> None:
+    async def event(self, type_: str, reason: str, message: str, timeout: float = 1.0) -> None:
         """A core/v1 Event about the Lease. Best effort, bounded in time; never raises."""
         now = dt.datetime.now(dt.timezone.utc)
         body = {
