@@ -209,3 +209,47 @@ def test_leader_cut_off_from_the_api_server_stops_before_its_lease_expires(
         assert condition(obj, "Ready")["reason"] == "Stopped"
     finally:
         proxy.close()
+
+
+def _lease_requests(kubectl) -> dict[str, float]:
+    """apiserver_request_total for coordination.k8s.io leases, by verb, from the API server itself."""
+    text = kubectl("get", "--raw", "/metrics").stdout
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_total{") and 'resource="leases"' in line and 'group="coordination.k8s.io"' in line:
+            verb = line.split('verb="', 1)[1].split('"', 1)[0]
+            out[verb] = out.get(verb, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def _delta(after: dict, before: dict) -> dict:
+    return {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before) if after.get(k, 0) - before.get(k, 0)}
+
+
+@pytest.mark.slow
+def test_bench_lease_requests_per_minute_at_rest(ha, kube_admin, cluster, emulator, operator, kubectl):
+    """Benchmark: what leader election costs the API server with two replicas at rest (default
+    timings). Counted by the API server (apiserver_request_total), less its own Lease traffic
+    measured over the same window before the operators start."""
+    window = 30.0
+    b0 = _lease_requests(kubectl)
+    time.sleep(window)
+    baseline = _delta(_lease_requests(kubectl), b0)
+    emu = emulator(auto_trigger=False)
+    cluster.connection("es", emu.url, syncInterval="30s")
+    a, id_a, b, id_b = start_pair(operator, kube_admin, ha, (15, 10, 2))
+    time.sleep(3)
+    w0, la0 = _lease_requests(kubectl), activity(a)["lease"]
+    time.sleep(window)
+    measured = _delta(_lease_requests(kubectl), w0)
+    leader_writes = activity(a)["lease"] - la0
+    ops = {verb: (measured.get(verb, 0) - baseline.get(verb, 0)) * 60 / window for verb in set(measured) | set(baseline)}
+    total = sum(ops.values())
+    print(f"\nLease requests per minute at rest, leader + one standby, retry period 2s: {total:.0f} "
+          f"({', '.join(f'{v} {n:.0f}' for v, n in sorted(ops.items()) if n)}); leader's own Lease writes "
+          f"{leader_writes * 60 / window:.0f}/min; API server's own Lease traffic {sum(baseline.values()) * 60 / window:.0f}/min "
+          f"(subtracted)")
+    # one renewal (PUT) by the leader and one read (GET) by the standby per retry period
+    assert 25 <= leader_writes * 60 / window <= 31
+    assert 45 <= total <= 66
+    assert activity(b)["lease"] == 0
