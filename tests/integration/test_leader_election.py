@@ -253,3 +253,24 @@ def test_bench_lease_requests_per_minute_at_rest(ha, kube_admin, cluster, emulat
     assert 25 <= leader_writes * 60 / window <= 31
     assert 45 <= total <= 66
     assert activity(b)["lease"] == 0
+
+
+def test_leader_that_sees_another_holder_steps_down_with_an_event(ha, kube_admin, cluster, emulator, operator):
+    from kubernetes import client
+
+    emu = emulator(auto_trigger=False)
+    cluster.connection("es", emu.url, syncInterval="1s")
+    a = operator(*le_args(ha, 3, 2, 0.5))
+    id_a = wait_identity(a)
+    wait_holder(kube_admin, ha, lambda h: h == id_a, timeout=20)
+    coord = client.CoordinationV1Api(kube_admin)
+    lease = coord.read_namespaced_lease("rollup-operator", ha)
+    lease.spec.holder_identity = "someone-else"  # e.g. another installation with the same Lease
+    coord.replace_namespaced_lease("rollup-operator", ha, lease)
+    t0 = time.monotonic()
+    assert a.proc.wait(10) == 1
+    assert time.monotonic() - t0 < 0.5 * 1.1 + 1.5 + 0.5  # next renewal, then the Event and the exit
+    assert "LOST LEADERSHIP" in a.logs() and "held by 'someone-else'" in a.logs()
+    evs = [(e.type, e.reason, e.message) for e in cluster.core.list_namespaced_event(ha).items if e.involved_object.kind == "Lease"]
+    assert ("Warning", "LeaderElectionLost", f"{id_a} stopped leading: the Lease is now held by 'someone-else'") in evs
+    assert read_lease(kube_admin, ha)["spec"]["holder_identity"] == "someone-else"  # not released, not overwritten

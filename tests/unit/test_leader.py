@@ -368,3 +368,29 @@ async def test_lead_releases_and_fails_when_the_operator_crashes():
 
     assert await asyncio.wait_for(lead(real(store, "a"), operator, asyncio.Event()), 3) == 1
     assert store.spec["holderIdentity"] == ""
+
+
+def test_identity_and_namespace_defaults(monkeypatch, tmp_path):
+    from rollup_operator import lease_store
+
+    monkeypatch.setenv("POD_NAME", "rollup-operator-abc")
+    assert lease_store.default_identity() == "rollup-operator-abc"
+    monkeypatch.delenv("POD_NAME")
+    one, two = lease_store.default_identity(), lease_store.default_identity()
+    assert one != two and one.split("_")[0] == two.split("_")[0] and len(one.rsplit("_", 1)[1]) == 12
+    monkeypatch.setenv("POD_NAMESPACE", "ops")
+    assert lease_store.default_namespace() == "ops"
+    monkeypatch.delenv("POD_NAMESPACE")
+    sa = tmp_path / "namespace"
+    monkeypatch.setattr(lease_store, "SA_NAMESPACE_FILE", sa)
+    assert lease_store.default_namespace() == "rollup-system"
+    sa.write_text("from-sa\n")
+    assert lease_store.default_namespace() == "from-sa"
+
+
+def test_cli_refuses_inconsistent_timings(capsys):
+    from rollup_operator.cli import main
+
+    assert main(["run", "--leader-elect", "--leader-election-lease-duration", "5",
+                 "--leader-election-renew-deadline", "6"]) == 2
+    assert "greater than the renew deadline" in capsys.readouterr().err
