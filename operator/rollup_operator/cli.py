@@ -101,6 +101,7 @@ async def _operate(args: argparse.Namespace, ready: asyncio.Event, state: dict) 
     from .metrics_collector import JobsCollector
 
     kube = Kube(load_config(args.kubeconfig), workers=args.kube_writers)
+    state["kube"] = kube
     if args.user_agent:
         kube.api.session.headers["User-Agent"] = args.user_agent
     controller = Controller(kube, poll_interval=args.poll_interval, coalesce_window=args.coalesce_window)
@@ -191,7 +192,7 @@ async def _lead(args: argparse.Namespace, stop: asyncio.Event, ready: asyncio.Ev
              store.describe(), timings.lease_duration, timings.renew_deadline, timings.retry_period)
     try:
         code = await lead(Elector(store, identity, timings), lambda: _operate(args, ready, state), stop,
-                          event=store.event)
+                          event=store.event, on_lost=lambda: _drop_everything(state))
     finally:
         store.close()
     if code:
@@ -200,6 +201,17 @@ async def _lead(args: argparse.Namespace, stop: asyncio.Event, ready: asyncio.Ev
         logging.shutdown()
         os._exit(code)
     return code
+
+
+def _drop_everything(state: dict) -> None:
+    """Leadership lost: no queued Kubernetes write is sent, every task but ours is cancelled now
+    (kopf, job workers, status writers, Elasticsearch calls), not when kopf gets to it."""
+    if state.get("kube") is not None:
+        state["kube"].close()
+    me = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        if task is not me:
+            task.cancel()
 
 
 def _timings(args: argparse.Namespace):

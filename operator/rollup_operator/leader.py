@@ -132,8 +132,8 @@ class Elector:
             try:
                 self._observe(spec, await self.store.update(spec, self.resource_version), now)
                 return True
-            except LeaseConflict:
-                log.debug("leader election: the Lease changed under us; reading it again")
+            except LeaseError as e:  # changed under us (409), deleted, or a passing error: read it
+                log.debug("leader election: optimistic renewal failed (%s); reading the Lease", e)
         current = await self.store.get()
         if current is None:
             spec = self._spec(wall, wall, 0)
@@ -241,17 +241,20 @@ class Elector:
 
 
 async def lead(elector: Elector, run_operator: Callable[[], Awaitable[None]], stop: asyncio.Event, *,
-               event: Callable[[str, str, str], Awaitable[None]] | None = None, grace: float = 5.0) -> int:
+               event: Callable[[str, str, str], Awaitable[None]] | None = None, grace: float = 5.0,
+               on_lost: Callable[[], None] | None = None) -> int:
     """Wait for the Lease, run the operator while holding it, then give it up. Returns the exit code.
 
     * ``stop`` set while a standby: return 0 at once (nothing to release).
     * The operator returns (it was told to stop, e.g. SIGTERM): release the Lease, return 0;
       it raises: release, return 1.
     * ``stop`` set while leading: the operator is cancelled and has ``grace`` seconds to finish.
-    * Leadership lost: the operator task is cancelled at once (calls in flight with it), a
-      Warning Event is posted, and 1 is returned: the caller exits without any further write.
+    * Leadership lost: the operator task is cancelled and ``on_lost()`` called at once (the CLI
+      cancels every other task and drops queued Kubernetes writes there), a Warning Event is
+      posted, and 1 is returned: the caller exits without any further write.
     """
     post = event or (lambda *_a: asyncio.sleep(0))
+    settle = grace
     stopping = asyncio.ensure_future(stop.wait())
     acquiring = asyncio.ensure_future(elector.acquire())
     await asyncio.wait({stopping, acquiring}, return_when=asyncio.FIRST_COMPLETED)
@@ -271,8 +274,14 @@ async def lead(elector: Elector, run_operator: Callable[[], Awaitable[None]], st
             if not done:
                 log.warning("leader election: the operator did not stop within %gs", grace)
         if holding.done():
-            why = holding.result()
+            settle = 0.5
             operating.cancel()
+            if on_lost is not None:
+                on_lost()
+            if holding.cancelled() or holding.exception() is not None:  # a bug in the loop: step down too
+                why = f"the renewal loop failed: {'cancelled' if holding.cancelled() else repr(holding.exception())}"
+            else:
+                why = holding.result()
             log.error("leader election: LOST LEADERSHIP of %s: %s; every call in flight is cancelled and the "
                       "process exits so that it restarts as a standby", elector.identity, why)
             await asyncio.wait({operating}, timeout=0.5)
@@ -285,7 +294,7 @@ async def lead(elector: Elector, run_operator: Callable[[], Awaitable[None]], st
     finally:
         for task in (holding, operating, stopping):
             task.cancel()
-        await asyncio.wait({holding, operating}, timeout=grace)
+        await asyncio.wait({holding, operating}, timeout=settle)
     await post("Normal", "LeaderElection", f"{elector.identity} stopped leading (shutting down)")
     await elector.release()
     return code

@@ -65,11 +65,11 @@ def test_two_processes_exactly_one_acts(ha, kube_admin, cluster, emulator, opera
     cluster.wait_ready("to-stop", timeout=30)
     cluster.wait_ready("to-start", timeout=30)
     time.sleep(4)  # several sync intervals and Lease renewals at rest
-    assert len(calls(emu, "POST", "/_rollup/job/to-stop/_stop")) == 1
-    assert len(calls(emu, "POST", "/_rollup/job/to-start/_start")) == 1
     act_a, act_b = activity(a), activity(b)
     print(f"\nleader {id_a}: {act_a}\nstandby {id_b}: {act_b}")
     assert act_b == NOTHING  # not one write, not one call to Elasticsearch (Lease reads only)
+    stops, starts = calls(emu, "POST", "/_rollup/job/to-stop/_stop"), calls(emu, "POST", "/_rollup/job/to-start/_start")
+    assert len(stops) == 1 and len(starts) == 1, (stops, starts, a.logs()[-6000:])
     assert act_a["leader"] == 1 and act_a["transitions"] == 1
     assert act_a["status"] >= 2 and act_a["elasticsearch"] >= 4 and act_a["lease"] >= 6
     assert probe(b, "/healthz") == 200 and probe(b, "/readyz") == 200  # the standby's probes pass
@@ -231,7 +231,7 @@ def test_bench_lease_requests_per_minute_at_rest(ha, kube_admin, cluster, emulat
     """Benchmark: what leader election costs the API server with two replicas at rest (default
     timings). Counted by the API server (apiserver_request_total), less its own Lease traffic
     measured over the same window before the operators start."""
-    window = 30.0
+    window = 20.0
     b0 = _lease_requests(kubectl)
     time.sleep(window)
     baseline = _delta(_lease_requests(kubectl), b0)
@@ -250,7 +250,7 @@ def test_bench_lease_requests_per_minute_at_rest(ha, kube_admin, cluster, emulat
           f"{leader_writes * 60 / window:.0f}/min; API server's own Lease traffic {sum(baseline.values()) * 60 / window:.0f}/min "
           f"(subtracted)")
     # one renewal (PUT) by the leader and one read (GET) by the standby per retry period
-    assert 25 <= leader_writes * 60 / window <= 31
+    assert 25 <= leader_writes * 60 / window <= 33
     assert 45 <= total <= 66
     assert activity(b)["lease"] == 0
 

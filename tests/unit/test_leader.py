@@ -44,7 +44,9 @@ class FakeStore:
 
     async def update(self, spec, rv):
         await self._enter("update")
-        if self.spec is None or rv != str(self.rv):
+        if self.spec is None:
+            raise LeaseError("404: not found")
+        if rv != str(self.rv):
             raise LeaseConflict("stale")
         self.spec, self.rv = dict(spec), self.rv + 1
         return str(self.rv)
@@ -322,9 +324,10 @@ async def test_lead_cancels_the_operator_on_loss_and_reports_it():
         store.hang = True
 
     asyncio.ensure_future(cut_off())
-    code = await asyncio.wait_for(lead(real(store, "a"), operator, asyncio.Event(), event=post), 5)
+    code = await asyncio.wait_for(lead(real(store, "a"), operator, asyncio.Event(), event=post,
+                                       on_lost=lambda: state.setdefault("on_lost", time.monotonic())), 5)
     assert code == 1
-    assert "cancelled" in state
+    assert "cancelled" in state and "on_lost" in state
     # cut off at +0.3 s after the start; the last renewal started at most one retry period before
     assert state["cancelled"] - state["started"] <= 0.3 + FAST.renew_deadline + 0.2
     assert [e[1] for e in events] == ["LeaderElection", "LeaderElectionLost"]
@@ -394,3 +397,32 @@ def test_cli_refuses_inconsistent_timings(capsys):
     assert main(["run", "--leader-elect", "--leader-election-lease-duration", "5",
                  "--leader-election-renew-deadline", "6"]) == 2
     assert "greater than the renew deadline" in capsys.readouterr().err
+
+
+async def test_a_lease_deleted_under_the_leader_is_created_again():
+    store, clock = FakeStore(), Clock()
+    a = elector(store, "a", clock)
+    await a.try_acquire_or_renew()
+    store.spec = None  # kubectl delete lease
+    store.calls.clear()
+    clock.t += 2
+    assert await a.try_acquire_or_renew()
+    assert store.calls == ["update", "get", "create"]
+    assert store.spec["holderIdentity"] == "a"
+
+
+async def test_lead_steps_down_if_the_renewal_loop_itself_fails():
+    store = FakeStore()
+    events = []
+    el = real(store, "a")
+
+    async def broken_hold():
+        raise KeyError("bug")
+
+    el.hold = broken_hold
+
+    async def post(*ev):
+        events.append(ev)
+
+    assert await asyncio.wait_for(lead(el, lambda: asyncio.sleep(3600), asyncio.Event(), event=post), 3) == 1
+    assert events[-1][1] == "LeaderElectionLost" and "KeyError" in events[-1][2]
