@@ -182,6 +182,11 @@ async def _lead(args: argparse.Namespace, stop: asyncio.Event, ready: asyncio.Ev
     from .leader import Elector, lead
     from .lease_store import KubeLeaseStore, default_identity, default_namespace
 
+    # Import the operator now: imports block the event loop, and a second of that right after
+    # acquiring would eat into the first renewal's deadline.
+    from . import controller, handlers, metrics_collector  # noqa: F401
+    import kopf  # noqa: F401
+
     timings = _timings(args)
     identity = default_identity()
     args.user_agent = f"rollup-operator/{identity}"

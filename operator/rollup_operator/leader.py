@@ -194,7 +194,8 @@ class Elector:
                 start = self.clock()
                 remaining = last_ok + t.renew_deadline - start
                 if remaining <= 0:
-                    return self._lost(f"could not renew the Lease for {t.renew_deadline:g}s: {self.last_error}")
+                    why = self.last_error or "the event loop was blocked past the deadline"
+                    return self._lost(f"could not renew the Lease for {t.renew_deadline:g}s: {why}")
                 if await self._attempt(remaining):
                     last_ok = start
                     break

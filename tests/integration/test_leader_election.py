@@ -59,7 +59,7 @@ def test_two_processes_exactly_one_acts(ha, kube_admin, cluster, emulator, opera
     emu.add_job("to-stop", state="started")
     emu.add_job("to-start", state="stopped")
     cluster.connection("es", emu.url, syncInterval="1s")
-    a, id_a, b, id_b = start_pair(operator, kube_admin, ha, (3, 2, 0.5))
+    a, id_a, b, id_b = start_pair(operator, kube_admin, ha, (4, 3, 0.5))
     cluster.job("to-stop", "stopped")
     cluster.job("to-start", "started")
     cluster.wait_ready("to-stop", timeout=30)
@@ -75,7 +75,7 @@ def test_two_processes_exactly_one_acts(ha, kube_admin, cluster, emulator, opera
     assert probe(b, "/healthz") == 200 and probe(b, "/readyz") == 200  # the standby's probes pass
     assert probe(a, "/healthz") == 200 and probe(a, "/readyz") == 200
     lease = read_lease(kube_admin, ha)["spec"]
-    assert lease["holder_identity"] == id_a and lease["lease_duration_seconds"] == 3
+    assert lease["holder_identity"] == id_a and lease["lease_duration_seconds"] == 4
     assert lease["lease_transitions"] == 0  # created by A, never taken over
     out = kubectl("get", "lease", "-n", ha).stdout
     print(out)
@@ -85,7 +85,7 @@ def test_two_processes_exactly_one_acts(ha, kube_admin, cluster, emulator, opera
 
 
 def test_sigkill_of_the_leader_mid_stop_retry_hands_over_without_repeating(ha, kube_admin, cluster, emulator, operator):
-    lease_s, renew, retry = 3, 2, 0.5
+    lease_s, renew, retry = 4, 3, 0.5
     emu = emulator(auto_trigger=False)
     emu.seed_rollup_usage()
     emu.create_index("rollup-source", SOURCE)
@@ -260,7 +260,7 @@ def test_leader_that_sees_another_holder_steps_down_with_an_event(ha, kube_admin
 
     emu = emulator(auto_trigger=False)
     cluster.connection("es", emu.url, syncInterval="1s")
-    a = operator(*le_args(ha, 3, 2, 0.5))
+    a = operator(*le_args(ha, 4, 3, 0.5))
     id_a = wait_identity(a)
     wait_holder(kube_admin, ha, lambda h: h == id_a, timeout=20)
     coord = client.CoordinationV1Api(kube_admin)
