@@ -161,7 +161,7 @@ def test_sigterm_hands_over_in_under_3_seconds_with_the_default_timings(ha, kube
 
 def test_leader_cut_off_from_the_api_server_stops_before_its_lease_expires(
         ha, apiserver, kube_admin, cluster, emulator, operator, operator_kubeconfig, tmp_path):
-    lease_s, renew, retry = 5, 2.5, 0.5
+    lease_s, renew, retry = 7, 4, 0.5
     proxy = FreezableProxy("127.0.0.1", apiserver.port)
     try:
         emu = emulator(auto_trigger=False)
