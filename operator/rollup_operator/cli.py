@@ -150,8 +150,9 @@ async def _run(args: argparse.Namespace) -> int:
 
     def is_ready() -> bool:
         c = state["controller"]
-        if state["standby"]:  # leader or standby, ready to act or to take over
-            return c is None or not c.closing
+        if state["standby"]:  # leader or standby, ready to act or to take over: the Lease answers
+            el = state.get("elector")
+            return (el is None or el.last_error is None) and (c is None or not c.closing)
         return c is not None and ready_kopf.is_set() and not c.closing
 
     runner = None
@@ -195,8 +196,9 @@ async def _lead(args: argparse.Namespace, stop: asyncio.Event, ready: asyncio.Ev
                            timeout=timings.renew_deadline, identity=identity, user_agent=args.user_agent)
     log.info("leader election: identity %s, %s, lease %gs, renew deadline %gs, retry %gs", identity,
              store.describe(), timings.lease_duration, timings.renew_deadline, timings.retry_period)
+    state["elector"] = elector = Elector(store, identity, timings)
     try:
-        code = await lead(Elector(store, identity, timings), lambda: _operate(args, ready, state), stop,
+        code = await lead(elector, lambda: _operate(args, ready, state), stop,
                           event=store.event, on_lost=lambda: _drop_everything(state))
     finally:
         store.close()

@@ -164,8 +164,7 @@ class Elector:
         except LeaseError as e:
             self.last_error = str(e)
             return False
-        if ok:
-            self.last_error = None
+        self.last_error = None  # the API server answered (held by another, or a lost race: no error)
         return ok
 
     # --- loops ----------------------------------------------------------------------------
@@ -194,7 +193,7 @@ class Elector:
                 start = self.clock()
                 remaining = last_ok + t.renew_deadline - start
                 if remaining <= 0:
-                    why = self.last_error or "the event loop was blocked past the deadline"
+                    why = self.last_error or "no renewal succeeded in time"
                     return self._lost(f"could not renew the Lease for {t.renew_deadline:g}s: {why}")
                 if await self._attempt(remaining):
                     last_ok = start

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -274,3 +275,18 @@ def test_leader_that_sees_another_holder_steps_down_with_an_event(ha, kube_admin
     evs = [(e.type, e.reason, e.message) for e in cluster.core.list_namespaced_event(ha).items if e.involved_object.kind == "Lease"]
     assert ("Warning", "LeaderElectionLost", f"{id_a} stopped leading: the Lease is now held by 'someone-else'") in evs
     assert read_lease(kube_admin, ha)["spec"]["holder_identity"] == "someone-else"  # not released, not overwritten
+
+
+def test_without_the_leader_election_role_the_replica_is_live_but_not_ready(cluster, operator):
+    """No Role in this namespace (the `ha` fixture is not used): the Lease cannot be read, so the
+    replica says so in its log and its readiness, and never acts; liveness stays up (no restart loop)."""
+    a = operator(*le_args(cluster.ns, 4, 3, 0.5), wait_ready=False)
+    deadline = time.monotonic() + 20
+    while "RBAC denies leader election" not in a.logs():
+        assert time.monotonic() < deadline and a.alive(), a.logs()[-3000:]
+        time.sleep(0.1)
+    assert probe(a, "/healthz") == 200
+    with pytest.raises(urllib.error.HTTPError) as e:
+        probe(a, "/readyz")
+    assert e.value.code == 503
+    assert activity(a) == NOTHING and a.alive()
