@@ -65,9 +65,9 @@ class KubeLeaseStore:
     def describe(self) -> str:
         return f"leases/{self.name} in namespace {self.namespace}"
 
-    def _call(self, method: str, url: str, body: dict | None = None, *, write: str | None = None):
+    def _call(self, method: str, version: str, url: str, body: dict | None = None, *, write: str | None = None):
         try:
-            resp = getattr(self.api, method)(version=LEASE_API if "lease" in url else "v1", namespace=self.namespace,
+            resp = getattr(self.api, method)(version=version, namespace=self.namespace,
                                              url=url, timeout=self.timeout,
                                              **({"data": json.dumps(body)} if body is not None else {}))
         except Exception as e:  # noqa: BLE001 - requests' many connection errors
@@ -96,17 +96,17 @@ class KubeLeaseStore:
         return {"apiVersion": LEASE_API, "kind": "Lease", "metadata": meta, "spec": spec}
 
     async def get(self) -> tuple[dict, str] | None:
-        obj = await self._run("get", f"leases/{self.name}")
+        obj = await self._run("get", LEASE_API, f"leases/{self.name}")
         if obj is None:
             return None
         return dict(obj.get("spec") or {}), obj["metadata"]["resourceVersion"]
 
     async def create(self, spec: dict) -> str:
-        obj = await self._run("post", "leases", self._body(spec), write="lease")
+        obj = await self._run("post", LEASE_API, "leases", self._body(spec), write="lease")
         return obj["metadata"]["resourceVersion"]
 
     async def update(self, spec: dict, resource_version: str) -> str:
-        obj = await self._run("put", f"leases/{self.name}", self._body(spec, resource_version), write="lease")
+        obj = await self._run("put", LEASE_API, f"leases/{self.name}", self._body(spec, resource_version), write="lease")
         return obj["metadata"]["resourceVersion"]
 
     async def event(self, type_: str, reason: str, message: str, timeout: float = 1.0) -> None:
@@ -124,6 +124,6 @@ class KubeLeaseStore:
         }
         try:
             async with asyncio.timeout(timeout):
-                await self._run("post", "events", body, write="event")
+                await self._run("post", "v1", "events", body, write="event")
         except Exception as e:  # noqa: BLE001 - best effort
             log.warning("could not post leader election event %s: %s", reason, e)
