@@ -49,12 +49,24 @@ def _parser() -> argparse.ArgumentParser:
                      help="how long a shared read waits for other jobs to join before it is sent")
     run.add_argument("--kube-writers", type=int, default=16, metavar="N",
                      help="status/event writes to the Kubernetes API in flight at once")
+    le = run.add_argument_group("leader election (see the README, High availability)")
+    le.add_argument("--leader-elect", action="store_true",
+                    help="act only while holding a coordination.k8s.io Lease; other replicas stand by")
+    le.add_argument("--leader-election-namespace", metavar="NS", default=None,
+                    help="namespace of the Lease (default: $POD_NAMESPACE, else the service account's, else rollup-operator-system)")
+    le.add_argument("--leader-election-id", metavar="NAME", default="rollup-operator", help="name of the Lease")
+    le.add_argument("--leader-election-lease-duration", type=float, default=15.0, metavar="SECONDS",
+                    help="how long a standby waits, after the Lease last changed, before taking it")
+    le.add_argument("--leader-election-renew-deadline", type=float, default=10.0, metavar="SECONDS",
+                    help="how long the leader keeps trying to renew before it stops acting and exits")
+    le.add_argument("--leader-election-retry-period", type=float, default=2.0, metavar="SECONDS",
+                    help="time between renewals (leader) and between attempts (standby)")
     from .commands import register
     register(sub)  # export, migration-plan
     return p
 
 
-async def _serve_http(host: str, port: int, controller, ready: asyncio.Event):
+async def _serve_http(host: str, port: int, is_ready):
     from aiohttp import web
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -62,13 +74,17 @@ async def _serve_http(host: str, port: int, controller, ready: asyncio.Event):
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def readyz(_request):
-        if ready.is_set() and not controller.closing:
+        if is_ready():
             return web.Response(text="ok\n")
         return web.Response(status=503, text="starting\n")
+
+    async def healthz(_request):  # the event loop answers: alive (leader or standby)
+        return web.Response(text="ok\n")
 
     app = web.Application()
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/healthz", healthz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -76,7 +92,8 @@ async def _serve_http(host: str, port: int, controller, ready: asyncio.Event):
     return runner
 
 
-async def _run(args: argparse.Namespace) -> None:
+async def _operate(args: argparse.Namespace, ready: asyncio.Event, state: dict) -> None:
+    """The whole operator (kopf watching + controller) until kopf gets a signal or this is cancelled."""
     import kopf
     from prometheus_client import REGISTRY
 
@@ -85,10 +102,12 @@ async def _run(args: argparse.Namespace) -> None:
     from .kube import Kube, load_config
     from .metrics_collector import JobsCollector
 
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig
     kube = Kube(load_config(args.kubeconfig), workers=args.kube_writers)
+    state["kube"] = kube
+    if args.user_agent:
+        kube.api.session.headers["User-Agent"] = args.user_agent
     controller = Controller(kube, poll_interval=args.poll_interval, coalesce_window=args.coalesce_window)
+    state["controller"] = controller
     collector = JobsCollector(controller)
     REGISTRY.register(collector)
     registry = build_registry(controller)
@@ -100,34 +119,115 @@ async def _run(args: argparse.Namespace) -> None:
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [1, 2, 5, 10, 10]
 
-    ready_kopf = asyncio.Event()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-    runner = None
-    if args.http_port:
-        runner = await _serve_http(args.http_host, args.http_port, controller, ready_kopf)
-
     namespaces = args.namespace
     log.info("rollup-operator starting: %s", f"namespaces {', '.join(namespaces)}" if namespaces else "all namespaces")
     try:
         await kopf.operator(
             registry=registry,
             settings=settings,
-            standalone=True,  # one replica (Deployment strategy Recreate); no peering objects needed
+            standalone=True,  # no kopf peering: --leader-elect (a Lease) decides who acts
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=args.liveness_endpoint,
-            ready_flag=ready_kopf,
-            stop_flag=stop,
+            ready_flag=ready,
+            # no stop_flag: kopf handles SIGTERM itself once running, and it would wait 5 s for a
+            # flag that nobody sets; before that, our handler cancels this task instead.
         )
     finally:
         REGISTRY.unregister(collector)
+        kube.close()
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from . import metrics
+
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    ready_kopf = asyncio.Event()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    state: dict = {"controller": None, "standby": args.leader_elect}
+
+    def is_ready() -> bool:
+        c = state["controller"]
+        if state["standby"]:  # leader or standby, ready to act or to take over: the Lease answers
+            el = state.get("elector")
+            return (el is None or el.last_error is None) and (c is None or not c.closing)
+        return c is not None and ready_kopf.is_set() and not c.closing
+
+    runner = None
+    if args.http_port:
+        runner = await _serve_http(args.http_host, args.http_port, is_ready)
+    try:
+        if not args.leader_elect:
+            args.user_agent = None
+            metrics.LEADER.set(1)
+            operating = asyncio.ensure_future(_operate(args, ready_kopf, state))
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({operating, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not operating.done():  # a signal before kopf took signal handling over
+                operating.cancel()
+                await asyncio.gather(operating, return_exceptions=True)
+            elif operating.exception() is not None:
+                raise operating.exception()
+            return 0
+        return await _lead(args, stop, ready_kopf, state)
+    finally:
         if runner is not None:
             await runner.cleanup()
-        kube.close()
+
+
+async def _lead(args: argparse.Namespace, stop: asyncio.Event, ready: asyncio.Event, state: dict) -> int:
+    from .kube import load_config
+    from .leader import Elector, lead
+    from .lease_store import KubeLeaseStore, default_identity, default_namespace
+
+    # Import the operator now: imports block the event loop, and a second of that right after
+    # acquiring would eat into the first renewal's deadline.
+    from . import controller, handlers, metrics_collector  # noqa: F401
+    import kopf  # noqa: F401
+
+    timings = _timings(args)
+    identity = default_identity()
+    args.user_agent = f"rollup-operator/{identity}"
+    namespace = args.leader_election_namespace or default_namespace()
+    store = KubeLeaseStore(load_config(args.kubeconfig), namespace, args.leader_election_id,
+                           timeout=timings.renew_deadline, identity=identity, user_agent=args.user_agent)
+    log.info("leader election: identity %s, %s, lease %gs, renew deadline %gs, retry %gs", identity,
+             store.describe(), timings.lease_duration, timings.renew_deadline, timings.retry_period)
+    state["elector"] = elector = Elector(store, identity, timings)
+    try:
+        code = await lead(elector, lambda: _operate(args, ready, state), stop,
+                          event=store.event, on_lost=lambda: _drop_everything(state))
+    finally:
+        store.close()
+    if code:
+        # Leadership lost (or the operator failed): exit now, without waiting for threads blocked
+        # on a dead connection or tasks winding down, so that nothing more is sent.
+        logging.shutdown()
+        os._exit(code)
+    return code
+
+
+def _drop_everything(state: dict) -> None:
+    """Leadership lost: no queued Kubernetes write is sent, every task but ours is cancelled now
+    (kopf, job workers, status writers, Elasticsearch calls), not when kopf gets to it."""
+    if state.get("kube") is not None:
+        state["kube"].close()
+    me = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        if task is not me:
+            task.cancel()
+
+
+def _timings(args: argparse.Namespace):
+    from .leader import Timings
+
+    return Timings(args.leader_election_lease_duration, args.leader_election_renew_deadline,
+                   args.leader_election_retry_period)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,12 +236,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .commands import dispatch
         return dispatch(args)
     if args.command == "run":
+        if args.leader_elect:
+            try:
+                _timings(args)
+            except ValueError as e:
+                print(f"rollup-operator: --leader-election-*: {e}", file=sys.stderr)
+                return 2
         logs.setup(args.log_format, args.log_level)
         try:
-            asyncio.run(_run(args))
+            return asyncio.run(_run(args))
         except KeyboardInterrupt:
-            pass
-        return 0
+            return 0
     return 2
 
 

@@ -35,3 +35,11 @@ K8S_WRITES = Counter(
     "Writes the operator made to the Kubernetes API, by kind (status, finalizer, event).",
     ["kind"],
 )
+LEADER = Gauge(
+    "rollup_operator_leader",
+    "1 while this process holds the leader election Lease (or runs without leader election), else 0.",
+)
+LEADER_TRANSITIONS = Counter(
+    "rollup_operator_leader_transitions",
+    "Times this process acquired the leader election Lease.",
+)
