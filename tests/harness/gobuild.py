@@ -64,8 +64,8 @@ def _go_version(go: str) -> str:
         raise GoToolchainMissing(f"`{go} version` failed: {e}") from e
 
 
-def source_hash(src_dir: Path, go: str | None = None) -> str:
-    """Hash of go.mod, go.sum, all *.go files of src_dir (not recursive) and the Go version."""
+def source_hash(src_dir: Path, go: str | None = None, ldflags: str = "") -> str:
+    """Hash of go.mod, go.sum, all *.go files of src_dir (not recursive), ldflags and the Go version."""
     src_dir = Path(src_dir)
     h = hashlib.sha256()
     files = [src_dir / "go.mod", src_dir / "go.sum", *sorted(src_dir.glob("*.go"))]
@@ -74,6 +74,8 @@ def source_hash(src_dir: Path, go: str | None = None) -> str:
             h.update(f.name.encode() + b"\0")
             h.update(f.read_bytes())
             h.update(b"\0")
+    if ldflags:  # an empty value keeps the hashes (and caches) of existing binaries unchanged
+        h.update(b"ldflags\0" + ldflags.encode())
     if go:
         h.update(_go_version(go).encode())
     return h.hexdigest()[:16]
@@ -102,14 +104,17 @@ def build_go_binary(
     name: str,
     progress: Progress | None = print,
     interval: float = 30.0,
+    ldflags: str = "",
 ) -> Path:
-    """Return the path of the binary built from ``src_dir``; build it if not cached."""
+    """Return the path of the binary built from ``src_dir``; build it if not cached.
+
+    ``ldflags`` is passed to ``go build -ldflags`` and is part of the cache key."""
     progress = progress or (lambda _msg: None)
     src_dir = Path(src_dir).resolve()
     go = find_go()
     if not go:
         raise GoToolchainMissing("the Go toolchain (`go`) is not installed / not on PATH")
-    key = source_hash(src_dir, go)
+    key = source_hash(src_dir, go, ldflags)
     bindir = cache_dir() / "bin"
     bindir.mkdir(parents=True, exist_ok=True)
     target = bindir / f"{name}-{key}"
@@ -125,7 +130,7 @@ def build_go_binary(
             fcntl.flock(lock, fcntl.LOCK_EX)
         if target.exists():  # built by whoever held the lock
             return target
-        _build_locked(go, src_dir, name, target, progress, interval)
+        _build_locked(go, src_dir, name, target, progress, interval, ldflags)
         # Keep only the current build of this binary (they are ~150 MB each).
         for old in bindir.glob(f"{name}-*"):
             if old != target and not old.name.endswith(".tmp"):
@@ -136,10 +141,12 @@ def build_go_binary(
     return target
 
 
-def _build_locked(go: str, src_dir: Path, name: str, target: Path, progress: Progress, interval: float) -> None:
+def _build_locked(
+    go: str, src_dir: Path, name: str, target: Path, progress: Progress, interval: float, ldflags: str = ""
+) -> None:
     log_path = cache_dir() / f"{name}-build.log"
     tmp = target.with_name(target.name + ".tmp")
-    cmd = [go, "build", "-v", "-o", str(tmp), "."]
+    cmd = [go, "build", "-v", *(["-ldflags", ldflags] if ldflags else []), "-o", str(tmp), "."]
     progress(f"[harness] building {name} from {src_dir} (go build: with a cold Go cache the kube-apiserver takes ~5 min "
              f"on 2 cores (allow 15), later builds seconds); log: {log_path}")
     t0 = time.monotonic()
