@@ -141,7 +141,7 @@ spec:
           image: IMAGE
           imagePullPolicy: Never
           command: [es-rollup-emulator]
-          args: [--host, 0.0.0.0, --port, "9200", --version, "8.17.0", --seed-rollup-usage, --no-auto-trigger,
+          args: [--host, 0.0.0.0, --port, "9200", --version, "8.17.0", --seed-rollup-usage, EMU_ARGS
                  --user, "elastic:ADMIN_PW:all", --user, "OP_USER:OP_PW:OP_PRIVS"]
           ports: [{name: http, containerPort: 9200}]
           readinessProbe: {tcpSocket: {port: http}, periodSeconds: 2}
@@ -161,9 +161,10 @@ spec:
 class LocalNodeCluster(Cluster):
     name = "local-node"
 
-    def __init__(self, progress=print) -> None:
+    def __init__(self, progress=print, emulator_args: tuple[str, ...] = ("--no-auto-trigger",)) -> None:
         from tests.harness.node import LocalNode
 
+        self.emulator_args = emulator_args
         self.node = LocalNode(progress=progress).start()
         self.kubeconfig = self.node.admin_kubeconfig
         try:
@@ -178,7 +179,8 @@ class LocalNodeCluster(Cluster):
         admin_pw = "admin-" + secrets.token_hex(8)
         op_pw = "op-" + secrets.token_hex(12)
         manifest = (EMULATOR_MANIFEST.replace("IMAGE", "rollup-operator:e2e").replace("ADMIN_PW", admin_pw)
-                    .replace("OP_USER", OPERATOR_USER).replace("OP_PW", op_pw).replace("OP_PRIVS", OPERATOR_PRIVILEGES))
+                    .replace("OP_USER", OPERATOR_USER).replace("OP_PW", op_pw).replace("OP_PRIVS", OPERATOR_PRIVILEGES)
+                    .replace("EMU_ARGS", "".join(f"{json.dumps(a)}, " for a in self.emulator_args)))
         self.kubectl("apply", "-f", "-", input=manifest)
         p = self.kubectl("-n", ES_NS, "rollout", "status", "deploy/elasticsearch", "--timeout=120s", check=False)
         if p.returncode != 0:

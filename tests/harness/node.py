@@ -35,7 +35,7 @@ from .apiserver import APIServer, APIServerError
 from .apiserver import ensure_built as ensure_apiserver
 from .gobuild import Progress
 from .images import Builder, Image
-from .node_proc import Component
+from .node_proc import Component, _cmdline, _hold_signals, _restore_signals
 
 NODE_NAME = "rollup-node"
 # Debian package -> a command it ships (preflight names the package to install).
@@ -68,8 +68,10 @@ def _free_port() -> int:
 
 
 class LocalNode:
-    def __init__(self, progress: Progress | None = print, ready_timeout: float = 120.0) -> None:
+    def __init__(self, progress: Progress | None = print, ready_timeout: float = 120.0,
+                 extra_args: dict[str, list[str]] | None = None) -> None:
         self.progress = progress or (lambda _m: None)
+        self.extra_args = extra_args or {}  # component name -> extra flags (tests of failure paths)
         self.ready_timeout = ready_timeout
         self.run: Path | None = None
         self.api: APIServer | None = None
@@ -168,7 +170,7 @@ class LocalNode:
         self.progress(f"[node] Node {NODE_NAME} Ready; export KUBECONFIG={admin}")
 
     def _spawn(self, name: str, argv: list[str], ready=None) -> Component:
-        comp = Component(name, argv, self.run / "logs" / f"{name}.log")
+        comp = Component(name, [*argv, *self.extra_args.get(name, [])], self.run / "logs" / f"{name}.log")
         self.components[name] = comp
         comp.start()
         if ready:
@@ -239,6 +241,9 @@ class LocalNode:
         atexit.unregister(self.stop)
         if not self._locked:
             return
+        t0 = time.monotonic()
+        # a second Ctrl-C / SIGTERM must not cut the clean-up short
+        held = _hold_signals()
         try:
             for name in ("kube-proxy", "kube-scheduler", "kube-controller-manager", "kubelet"):
                 if name in self.components:
@@ -258,22 +263,17 @@ class LocalNode:
                 shutil.rmtree(self.run, ignore_errors=True)
             if problems:
                 raise LocalNodeError(f"clean-up left: {problems}")
+            self.timings["stop"] = time.monotonic() - t0
         finally:
             self._lock.__exit__(None, None, None)
             self._locked = False
+            _restore_signals(held)
 
     def __enter__(self) -> "LocalNode":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -272,4 +273,6 @@ def teardown(run_dir: str | None, netns: list[str] | None = None) -> list[str]:
         problems.append(f"processes still running: {pids_matching(run_dir)}")
     if not problems:
         STATE_FILE.unlink(missing_ok=True)
+        if run_dir and Path(run_dir).name.startswith("rollup-node-"):
+            shutil.rmtree(run_dir, ignore_errors=True)
     return problems

@@ -61,3 +61,26 @@ class Component:
         except OSError:
             pass
         return 0
+
+
+def _hold_signals() -> dict:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signals(held: dict) -> None:
+    import signal
+
+    for s, h in held.items():
+        signal.signal(s, h)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
