@@ -10,7 +10,7 @@ import signal
 import time
 
 from tests.e2e import ops
-from tests.e2e.providers import NS, OPERATOR_USER, LocalNodeCluster
+from tests.e2e.providers import NS, OP_NS, OPERATOR_USER, LocalNodeCluster
 
 SAMPLES = """
 apiVersion: rollup.esops.dev/v1alpha1
@@ -51,12 +51,12 @@ def main() -> int:
                   f"--from-literal=username={OPERATOR_USER}", f"--from-literal=password={c.es.operator_password}")
         c.kubectl("apply", "-f", "-", input=SAMPLES.replace("NS", NS).replace("URL", c.es.url_for_operator))
         print(f"""
-[sandbox] ready (mode pod): the operator runs as a Pod of deploy/rollup-operator in rollup-operator-system.
+[sandbox] ready (mode pod): the operator runs as a Pod of deploy/rollup-operator in {OP_NS}.
   Elasticsearch emulator (Pod, Service ClusterIP): {c.es.url_for_operator}   (control API: /_emulator)
   In another shell:
     export KUBECONFIG={c.kubeconfig}
-    kubectl -n rollup-operator-system get pods -o wide
-    kubectl -n rollup-operator-system logs -f deploy/rollup-operator
+    kubectl -n {OP_NS} get pods -o wide
+    kubectl -n {OP_NS} logs -f deploy/rollup-operator
     kubectl get rollupjobs -n {NS} -w
     kubectl patch rollupjob -n {NS} metrics-managed --type merge -p '{{"spec":{{"desiredState":"stopped"}}}}'
   Ctrl-C stops the cluster and removes everything it added to this machine.

@@ -8,7 +8,7 @@ import time
 
 import yaml
 
-from .providers import HERE, NS, OP_LABEL, OP_NS, OPERATOR_USER, Cluster, E2EError, wait_for
+from .providers import HERE, NS, OP_LABEL, OP_NS, OPERATOR_USER, Cluster, E2EError, manifest_docs, wait_for
 
 TIMEOUT = 180
 
@@ -157,4 +157,6 @@ def assert_converged_once(c: Cluster, name: str, facts: dict) -> None:
 
 
 def rbac_docs() -> list[dict]:
-    return [d for d in yaml.safe_load_all((HERE.parent.parent / "manifests" / "rbac.yaml").read_text()) if d]
+    """The RBAC objects manifests/ declares: rbac.yaml (and the leader-election Role where the
+    manifests have one)."""
+    return [d for d in manifest_docs() if d["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")]

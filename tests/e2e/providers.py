@@ -25,8 +25,25 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-OP_NS, ES_NS, NS = "rollup-operator-system", "es-e2e", "rollup-e2e"
-OP_LABEL = "app.kubernetes.io/name=rollup-operator"
+ES_NS, NS = "es-e2e", "rollup-e2e"
+
+
+def manifest_docs() -> list[dict]:
+    """Every object of the files manifests/kustomization.yaml lists (what `kubectl apply -k` installs)."""
+    import yaml
+
+    base = ROOT / "manifests"
+    docs = []
+    for res in yaml.safe_load((base / "kustomization.yaml").read_text()).get("resources", []):
+        if (base / res).is_file():
+            docs += [d for d in yaml.safe_load_all((base / res).read_text()) if d]
+    return docs
+
+
+_DEPLOYMENT = next(d for d in manifest_docs() if d["kind"] == "Deployment")
+OP_NS = _DEPLOYMENT["metadata"]["namespace"]  # taken from manifests/, whatever it is there
+OP_SA = _DEPLOYMENT["spec"]["template"]["spec"]["serviceAccountName"]
+OP_LABEL = ",".join(f"{k}={v}" for k, v in _DEPLOYMENT["spec"]["selector"]["matchLabels"].items())
 OPERATOR_USER = "rollup-operator-e2e"
 # The operator's GET / needs `monitor` besides `manage_rollup` (tests/e2e/README.md, known issue).
 OPERATOR_PRIVILEGES = "manage_rollup,monitor"

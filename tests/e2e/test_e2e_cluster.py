@@ -14,11 +14,11 @@ import json
 import pytest
 
 from . import ops
-from .providers import NS, OP_NS, wait_for
+from .providers import NS, OP_NS, OP_SA, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow,
               pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")]
-SA = f"system:serviceaccount:{OP_NS}:rollup-operator"
+SA = f"system:serviceaccount:{OP_NS}:{OP_SA}"
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +67,10 @@ def test_deployment_available_as_manifests_say(installed):
                      "import glob; print(glob.glob('/tmp/**/*kubeconfig*', recursive=True) + glob.glob('/tmp/.kube/*'))")
     assert find.stdout.strip() == "[]", find.stdout
     c.kubectl("-n", OP_NS, "exec", name, "--", "test", "-s", "/var/run/secrets/kubernetes.io/serviceaccount/token")
-    assert pod["spec"]["serviceAccountName"] == "rollup-operator"
+    assert pod["spec"]["serviceAccountName"] == OP_SA
 
 
-def test_rbac_is_exactly_manifests_rbac_yaml(installed):
+def test_rbac_is_exactly_what_manifests_declare(installed):
     c = installed
     want = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in ops.rbac_docs()}
     for (kind, ns, name), d in want.items():
@@ -80,7 +80,7 @@ def test_rbac_is_exactly_manifests_rbac_yaml(installed):
     # nothing else grants the ServiceAccount anything
     bindings = c.get("clusterrolebindings")["items"] + c.get("rolebindings", "-A")["items"]
     granted = {(b["kind"], b["metadata"].get("namespace"), b["metadata"]["name"]) for b in bindings
-               for s in b.get("subjects") or [] if s.get("kind") == "ServiceAccount" and s.get("name") == "rollup-operator"
+               for s in b.get("subjects") or [] if s.get("kind") == "ServiceAccount" and s.get("name") == OP_SA
                and s.get("namespace") == OP_NS}
     assert granted == {k for k in want if k[0].endswith("Binding")}, granted
     can = lambda *a: c.kubectl("auth", "can-i", *a, f"--as={SA}", check=False).stdout.strip()  # noqa: E731
