@@ -234,6 +234,9 @@ class LocalNode:
         out.update({n: c.rss() for n, c in self.components.items()})
         shims = node_host.pids_matching("containerd-shim")
         out["shims"] = sum(Component.rss_of(p) for p in shims if self.run and str(self.run) in _cmdline(p))
+        for pid in node_host.cgroup_pids():  # the Pods' processes, by command line
+            cmd = " ".join(_cmdline(pid).split()[:2])
+            out[f"pod: {cmd}"] = out.get(f"pod: {cmd}", 0) + Component.rss_of(pid)
         return out
 
     # ---- teardown ----------------------------------------------------------------------------
