@@ -90,6 +90,9 @@ class LocalNode:
         missing = missing_packages()
         if missing:
             raise LocalNodeError(f"missing Debian packages: apt-get install -y {' '.join(missing)}")
+        if not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+            # without it a Pod's reply to another Pod on the bridge skips kube-proxy's un-DNAT
+            raise LocalNodeError("bridged traffic is not seen by iptables: modprobe br_netfilter")
         t = time.monotonic()
         node_bin = node_build.ensure_built(self.progress)
         api_bin = ensure_apiserver(self.progress)

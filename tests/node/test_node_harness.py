@@ -123,3 +123,14 @@ def test_a_killed_run_is_swept_by_cleanup():
                        timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     assert leftovers(run_dir) == []
+
+
+def test_a_second_cluster_waits_for_the_first_and_says_so():
+    said = []
+    with node_host.MachineLock(timeout=5):
+        with pytest.raises(node_host.HostError, match="another local-node cluster held"):
+            with node_host.MachineLock(timeout=1, progress=said.append):
+                pass
+    assert said and "waiting for" in said[0]
+    with node_host.MachineLock(timeout=1):  # free again
+        pass
