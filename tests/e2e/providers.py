@@ -205,7 +205,8 @@ class LocalNodeCluster(Cluster):
         ip = self.get("-n", ES_NS, "service", "elasticsearch")["spec"]["clusterIP"]
         url = f"http://{ip}:9200"
         client = Elasticsearch(url, basic_auth=("elastic", admin_pw), request_timeout=30, max_retries=0)
-        wait_for(lambda: _answers(client), 30, f"the emulator to answer at its ClusterIP {url}")
+        wait_for(lambda: _answers(client), 90, f"the emulator to answer at its ClusterIP {url}",
+                 detail=lambda: self.diagnostics() + "\n" + self.node.logs("kube-proxy", 30))
         return Backend(url_for_operator=url, client=client, emulated=True, operator_password=op_pw)
 
     def http_get(self, pod: dict, port: int, path: str) -> tuple[int, str]:
