@@ -257,6 +257,11 @@ class LocalNode:
             if "kube-proxy" in self.components and self.run:
                 subprocess.run([self.components["kube-proxy"].argv[0], "kube-proxy", "--cleanup",
                                 f"--config={self.run / 'kube-proxy.yaml'}"], capture_output=True, timeout=60)
+            # the Pods' processes and their shims go before the API server, whose graceful
+            # shutdown would otherwise wait on their open watches
+            node_host.kill_all(node_host.cgroup_pids())
+            if self.run:
+                node_host.kill_all([p for p in node_host.pids_matching("containerd-shim") if str(self.run) in _cmdline(p)])
             if "containerd" in self.components:
                 self.components["containerd"].stop()
             if self.api:
