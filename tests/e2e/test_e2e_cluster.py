@@ -144,7 +144,9 @@ def test_rollout_restart_mid_stop_converges_without_duplicate_calls(workload):
 
     facts = ops.disrupt_mid_stop(c, "restart-stop", restart)
     c.kubectl("-n", OP_NS, "rollout", "status", "deploy/rollup-operator", "--timeout=180s")
-    assert not (facts["after"] & facts["before"]), facts  # every Pod was replaced
+    now = wait_for(lambda: (lambda ps: {p["metadata"]["name"] for p in ps} if ps and all(map(ops.ready, ps)) else None)(
+        ops.operator_pods(c)), 120, "the operator Pods Ready after the rollout")
+    assert not (now & facts["before"]), (now, facts["before"])  # every Pod was replaced, whatever the strategy
     ops.assert_converged_once(c, "restart-stop", facts)
 
 
