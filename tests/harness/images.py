@@ -198,6 +198,9 @@ class Builder:
             return Image(name, archive, False, time.monotonic() - t0)
         build()
         self._save(name, archive)
+        if "python-base" not in name:  # only the base is needed in buildah's storage (FROM); vfs copies are big
+            subprocess.run(self.buildah("rmi", name), capture_output=True)
+        subprocess.run(self.buildah("rmi", "--prune"), capture_output=True)  # earlier builds' dangling images
         secs = time.monotonic() - t0
         self.progress(f"[images] built {name} in {secs:.0f}s -> {archive} ({archive.stat().st_size / 1e6:.0f} MB)")
         return Image(name, archive, True, secs)
