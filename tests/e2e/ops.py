@@ -17,9 +17,7 @@ def install(c: Cluster) -> None:
     c.kubectl("apply", "-k", str(HERE / "overlay"))
     c.kubectl("wait", "--for=condition=Established", "crd/rollupjobs.rollup.esops.dev",
               "crd/elasticsearchconnections.rollup.esops.dev", "--timeout=60s")
-    p = c.kubectl("-n", OP_NS, "rollout", "status", "deploy/rollup-operator", f"--timeout={TIMEOUT}s", check=False)
-    if p.returncode != 0:
-        raise E2EError(f"the operator Deployment did not roll out: {p.stderr}\n{c.diagnostics()}")
+    c.wait_rollout(OP_NS, "rollup-operator", TIMEOUT)
 
 
 def seed_workload(c: Cluster) -> None:

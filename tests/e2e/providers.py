@@ -124,6 +124,12 @@ class Cluster:
     def http_get(self, pod: dict, port: int, path: str) -> tuple[int, str]:
         raise NotImplementedError
 
+    def wait_rollout(self, namespace: str, deployment: str, timeout: float = 180) -> None:
+        p = self.kubectl("-n", namespace, "rollout", "status", f"deploy/{deployment}", f"--timeout={int(timeout)}s",
+                         check=False, timeout=timeout + 30)
+        if p.returncode != 0:
+            raise E2EError(f"deploy/{deployment} did not roll out: {p.stderr}\n{self.diagnostics()}")
+
     def diagnostics(self) -> str:
         parts = []
         for args in (("get", "pods", "-A", "-o", "wide"), ("-n", OP_NS, "describe", "pods", "-l", OP_LABEL),
@@ -199,9 +205,7 @@ class LocalNodeCluster(Cluster):
                     .replace("OP_USER", OPERATOR_USER).replace("OP_PW", op_pw).replace("OP_PRIVS", OPERATOR_PRIVILEGES)
                     .replace("EMU_ARGS", "".join(f"{json.dumps(a)}, " for a in self.emulator_args)))
         self.kubectl("apply", "-f", "-", input=manifest)
-        p = self.kubectl("-n", ES_NS, "rollout", "status", "deploy/elasticsearch", "--timeout=120s", check=False)
-        if p.returncode != 0:
-            raise E2EError(f"the emulator Pod did not start: {p.stderr}\n{self.diagnostics()}")
+        self.node.wait_rollout(ES_NS, "elasticsearch", timeout=120)
         ip = self.get("-n", ES_NS, "service", "elasticsearch")["spec"]["clusterIP"]
         url = f"http://{ip}:9200"
         client = Elasticsearch(url, basic_auth=("elastic", admin_pw), request_timeout=30, max_retries=0)
@@ -216,6 +220,9 @@ class LocalNodeCluster(Cluster):
                 return r.status, r.read().decode(errors="replace")
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode(errors="replace")
+
+    def wait_rollout(self, namespace: str, deployment: str, timeout: float = 180) -> None:
+        self.node.wait_rollout(namespace, deployment, timeout)
 
     def diagnostics(self) -> str:
         comps = "\n".join(self.node.logs(n, 15) for n in ("kubelet", "containerd"))

@@ -226,6 +226,18 @@ class LocalNode:
             raise LocalNodeError(f"kubectl {' '.join(args)} failed: {p.stderr.strip()}")
         return p
 
+    def wait_rollout(self, namespace: str, deployment: str, timeout: float = 180) -> None:
+        """``kubectl rollout status``; on failure LocalNodeError with the Pods' state and events and
+        the kubelet's and containerd's own last lines."""
+        p = self.kubectl("-n", namespace, "rollout", "status", f"deploy/{deployment}", f"--timeout={int(timeout)}s",
+                         check=False, timeout=timeout + 30)
+        if p.returncode == 0:
+            return
+        pods = self.kubectl("-n", namespace, "get", "pods", "-o", "wide", check=False).stdout
+        events = self.kubectl("-n", namespace, "get", "events", "--sort-by=.lastTimestamp", check=False).stdout
+        raise LocalNodeError(f"deploy/{deployment} in {namespace} did not become available: {p.stderr.strip()}\n"
+                             f"{pods}\n{events[-3000:]}\n{self.logs('kubelet', 25)}\n{self.logs('containerd', 10)}")
+
     def logs(self, name: str, lines: int = 60) -> str:
         if name == "kube-apiserver" and self.api:
             return self.api.log_tail(lines)

@@ -71,6 +71,17 @@ def test_start_run_a_pod_stop_leaves_nothing():
     assert leftovers(run_dir) == []
 
 
+def test_a_pod_that_cannot_start_fails_with_its_events_and_the_kubelets_log():
+    with node.LocalNode() as n:
+        n.kubectl("create", "deployment", "broken", "--image=rollup-operator:no-such-tag")
+        n.kubectl("patch", "deploy/broken", "--type=json", "-p",
+                  '[{"op": "replace", "path": "/spec/template/spec/containers/0/imagePullPolicy", "value": "Never"}]')
+        with pytest.raises(node.LocalNodeError) as ei:
+            n.wait_rollout("default", "broken", timeout=20)
+    msg = str(ei.value)
+    assert "ErrImageNeverPull" in msg and "lines of" in msg and "kubelet.log" in msg, msg
+
+
 def test_a_component_that_fails_raises_with_its_own_log_and_cleans_up():
     n = node.LocalNode(extra_args={"kubelet": ["--no-such-flag-for-the-test"]})
     with pytest.raises(node.LocalNodeError) as ei:
