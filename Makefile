@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test unit harness sandbox bench bench-quick e2e lint clean
+.PHONY: install test unit harness node sandbox bench bench-quick e2e lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -21,8 +21,12 @@ test: harness  ## the whole suite: unit, emulator, integration on a real kube-ap
 unit: install  ## the fast tests only (no API server)
 	$(BIN)/python -m pytest tests/unit tests/emulator
 
-sandbox: harness  ## API server + emulator + operator on this machine; prints the KUBECONFIG to export
-	$(BIN)/python -m tests.sandbox
+MODE ?= process
+sandbox: harness  ## API server + emulator + operator (MODE=process, default; MODE=pod: as a Pod in a single-node cluster, root)
+	$(BIN)/python -m tests.sandbox --mode $(MODE)
+
+node: install  ## build (or reuse) the single-node cluster's binaries and images (tests/harness/node.py)
+	$(BIN)/python -m tests.harness.build node images
 
 bench: harness  ## the scale benchmark (J=1000 jobs over N=10 endpoints by default)
 	$(BIN)/python -m tests.bench

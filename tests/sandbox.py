@@ -1,9 +1,11 @@
 """A local sandbox: real kube-apiserver + etcd, the Elasticsearch emulator, manifests/, the operator.
 
     make sandbox            # or: .venv/bin/python -m tests.sandbox [--es-port 9200] [--version 8.17.0]
+    make sandbox MODE=pod   # or: .venv/bin/python -m tests.sandbox --mode pod (root; tests/sandbox_pod.py)
 
 Prints the ``export KUBECONFIG=...`` line to use in another shell, then runs the operator in the
-foreground. Ctrl-C stops everything it started.
+foreground (mode ``process``, the default: seconds to start, no root) or as a Pod of manifests/ in
+the harness's single-node cluster (mode ``pod``). Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -71,7 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--es-port", type=int, default=0, help="emulator port (default: a free one)")
     p.add_argument("--version", default="8.17.0", help="Elasticsearch version the emulator plays")
+    p.add_argument("--mode", choices=["process", "pod"], default="process",
+                   help="process: the operator as a local process (default); pod: as a Pod in a single-node cluster")
     args = p.parse_args(argv)
+    if args.mode == "pod":
+        from tests.sandbox_pod import main as pod_main
+
+        return pod_main()
 
     from rollup_operator.testing import EmulatorThread, seed_migration
 
