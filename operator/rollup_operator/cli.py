@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from typing import Sequence
@@ -52,80 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _serve_http(host: str, port: int, controller, ready: asyncio.Event):
-    from aiohttp import web
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-    async def metrics_view(_request):
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def readyz(_request):
-        if ready.is_set() and not controller.closing:
-            return web.Response(text="ok\n")
-        return web.Response(status=503, text="starting\n")
-
-    app = web.Application()
-    app.router.add_get("/metrics", metrics_view)
-    app.router.add_get("/readyz", readyz)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    return runner
-
-
 async def _run(args: argparse.Namespace) -> None:
-    import kopf
-    from prometheus_client import REGISTRY
+    from .runtime import run_operator
 
-    from .controller import Controller
-    from .handlers import build_registry
-    from .kube import Kube, load_config
-    from .metrics_collector import JobsCollector
-
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig
-    kube = Kube(load_config(args.kubeconfig), workers=args.kube_writers)
-    controller = Controller(kube, poll_interval=args.poll_interval, coalesce_window=args.coalesce_window)
-    collector = JobsCollector(controller)
-    REGISTRY.register(collector)
-    registry = build_registry(controller)
-
-    settings = kopf.OperatorSettings()
-    settings.posting.enabled = False  # the operator posts its own, transition-only events
-    settings.scanning.disabled = True  # no list/watch on CRDs or namespaces needed (least privilege)
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.networking.error_backoffs = [1, 2, 5, 10, 10]
-
-    ready_kopf = asyncio.Event()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-
-    runner = None
-    if args.http_port:
-        runner = await _serve_http(args.http_host, args.http_port, controller, ready_kopf)
-
-    namespaces = args.namespace
-    log.info("rollup-operator starting: %s", f"namespaces {', '.join(namespaces)}" if namespaces else "all namespaces")
-    try:
-        await kopf.operator(
-            registry=registry,
-            settings=settings,
-            standalone=True,  # one replica (Deployment strategy Recreate); no peering objects needed
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            liveness_endpoint=args.liveness_endpoint,
-            ready_flag=ready_kopf,
-            stop_flag=stop,
-        )
-    finally:
-        REGISTRY.unregister(collector)
-        if runner is not None:
-            await runner.cleanup()
-        kube.close()
+    await run_operator(args, stop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
