@@ -24,7 +24,7 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from elasticsearch import AsyncElasticsearch
 
