@@ -124,7 +124,7 @@ def _call(api: str) -> Run:
 async def _wait(ctx: Context) -> Acted | None:
     """Wait (on the connection's shared poll) for the job to leave ``action.state``."""
     state = ctx.action.state
-    res = await _conn(ctx).wait_for(ctx.spec.job_id, lambda o: not (isinstance(o, JobObserved) and o.state == state), ctx.action.seconds)
+    res = await _conn(ctx).reads.wait_for(ctx.spec.job_id, lambda o: not (isinstance(o, JobObserved) and o.state == state), ctx.action.seconds)
     return Acted(res if res is not None else ctx.obs, res if res is not None else KEEP)
 
 

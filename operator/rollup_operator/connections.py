@@ -23,13 +23,12 @@ import hashlib
 import logging
 import ssl
 import time
-from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from elasticsearch import AsyncElasticsearch
 
 from . import metrics
-from .gateway import Gateway
+from .gateway import Gateway, ServerInfo
 from .model import ConnectionSpec, InvalidSpec, connection_spec_from_body
 from .observations import (
     FORBIDDEN,
@@ -61,21 +60,6 @@ class Rotated:
 
 
 ROTATED = Rotated()
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    version: str | None  # None: GET / was forbidden (a user without the monitor privilege)
-    deprecated: bool | None  # rollups deprecated on this version (8.11+)
-    usage_rule: bool | None  # new jobs need existing rollup usage (8.15+)
-
-
-def _version_tuple(v: str) -> tuple[int, int]:
-    parts = (v.split("-")[0].split(".") + ["0", "0"])[:2]
-    try:
-        return int(parts[0]), int(parts[1])
-    except ValueError:
-        return (0, 0)
 
 
 class Connection:
@@ -204,9 +188,8 @@ class Connection:
             # Reachability problems are not sticky: jobs still try, and see the failure themselves.
             return info if not info.transient else None
         number = (info.get("version") or {}).get("number", "0")
-        major, minor = _version_tuple(number)
-        self.info = ServerInfo(number, deprecated=(major, minor) >= (8, 11), usage_rule=(major, minor) >= (8, 15))
-        if major < 8:
+        self.info = ServerInfo.of(number)
+        if self.info.major < 8:
             return Failure(UNSUPPORTED_VERSION, f"Elasticsearch {number} is not supported: the operator needs 8.0 or later (9.x works too)")
         return None
 
@@ -275,8 +258,7 @@ class Connection:
             log.info("stop rollup job [%s] (%s)", job_id,
                      f"wait_for_completion, timeout {timeout}" if wait else "server does not wait; confirming by shared reads")
             out = await gw.stop(job_id, wait=wait, timeout=timeout, timeout_s=timeout_s, request_timeout=self.spec.request_timeout_s)
-        after = await self._after_401(out, used)
-        if after is ROTATED or isinstance(after, Rotated):
+        if await self._after_401(out, used) is ROTATED:
             return ROTATED
         next_obs: Observation | None = None
         if not wait and isinstance(out, Done):
@@ -312,11 +294,6 @@ class Connection:
             return Snapshot(started, failure=jobs)
         return Snapshot(started, jobs=jobs)
 
-    async def snapshot(self, after: float) -> Snapshot:
-        return await self.reads.snapshot(after)
-
-    async def wait_for(self, job_id: str, done: Callable[[Observation], bool], timeout: float) -> Observation | None:
-        return await self.reads.wait_for(job_id, done, timeout)
 
 
 def build(body: dict, read_secret: SecretReader, **kw) -> Connection:

@@ -124,7 +124,7 @@ class Reconciler:
             return Failure(CONNECTION_NOT_FOUND, f"ElasticsearchConnection {spec.namespace}/{spec.connection} does not exist")
         if not fresh and entry.obs is not None:
             return entry.obs
-        snap = await conn.snapshot(entry.need_fresh_after)
+        snap = await conn.reads.snapshot(entry.need_fresh_after)
         entry.obs, entry.obs_time = snap.observe(spec.job_id), snap.started_at
         if not isinstance(entry.obs, Failure):
             entry.progress = read_succeeded(entry.progress)

@@ -38,7 +38,7 @@ async def sync_loop(entry: ConnectionEntry, conn: Connection, store: Store, queu
 
 async def sync_once(entry: ConnectionEntry, conn: Connection, store: Store, queue: WorkQueue[Key], writer: StatusWriter) -> Snapshot:
     await conn.ensure_client(reread_secrets=True)
-    snap = await conn.snapshot(time.monotonic()) if not conn.invalid else Snapshot(time.monotonic(), failure=conn.failure)
+    snap = await conn.reads.snapshot(time.monotonic()) if not conn.invalid else Snapshot(time.monotonic(), failure=conn.failure)
     publish_connection_status(entry, conn, snap, writer)
     wake_changed_jobs(entry.key, snap, store, queue)
     return snap
