@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 from .connections import Connection
 from .decide import Progress
-from .model import CONNECTION_KIND, JOB_KIND, InvalidSpec, JobSpec, job_spec_from_body
+from .job_config import InvalidSpec
+from .model import CONNECTION_KIND, JOB_KIND, JobSpec, job_spec_from_body
 from .observations import Observation
 
 log = logging.getLogger("rollup_operator")
