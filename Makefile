@@ -2,7 +2,6 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-comma := ,
 
 .PHONY: install test unit harness sandbox bench bench-quick e2e lint clean
 
@@ -19,10 +18,10 @@ harness: install  ## build (or reuse) the kube-apiserver and kstatus helpers fro
 test: harness  ## the whole suite: unit, emulator, integration on a real kube-apiserver
 	$(BIN)/python -m pytest
 
-CORE := reconciler,workqueue,actions,sync
+CORE := */rollup_operator/reconciler.py,*/rollup_operator/workqueue.py,*/rollup_operator/actions.py,*/rollup_operator/sync.py
 unit: install  ## the fast tests only (no API server); prints the line coverage of the core from tests/unit alone
 	$(BIN)/python -m coverage run -m pytest tests/unit
-	$(BIN)/python -m coverage report --include='$(foreach m,$(subst $(comma), ,$(CORE)),*/rollup_operator/$(m).py,)' --fail-under=85
+	$(BIN)/python -m coverage report --include='$(CORE)' --fail-under=85
 	$(BIN)/python -m pytest tests/emulator
 
 lint: install  ## ruff over the operator and the tests; mypy (strict on the core modules)

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig
+from lightkube.config.client_adapter import verify_cluster
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
@@ -27,6 +28,7 @@ from lightkube.resources.core_v1 import Event, Secret
 from lightkube.types import PatchType
 
 from . import metrics
+from .kube_transport import AiohttpTransport
 from .model import API_VERSION, CONNECTION_KIND, CONNECTION_PLURAL, GROUP, JOB_KIND, JOB_PLURAL, VERSION
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,13 @@ def _plain(obj: Any) -> dict[str, Any] | None:
 
 class Kube:
     def __init__(self, config: KubeConfig, *, workers: int = 16, component: str = "rollup-operator"):
-        self.api = AsyncClient(config, timeout=httpx2.Timeout(30.0), field_manager=FIELD_MANAGER, trust_env=False)
+        single = config.get()
+        ctx = None
+        if single is not None and single.cluster.server.startswith("https"):
+            ctx = verify_cluster(single.cluster, single.user, single.abs_file, trust_env=False)
+        self._transport = AiohttpTransport(ctx, limit=workers + max(2, workers // 4) + 4)
+        self.api = AsyncClient(config, timeout=httpx2.Timeout(30.0), field_manager=FIELD_MANAGER, trust_env=False,
+                               transport=self._transport)
         #: Status and finalizer writes in flight; a writer takes its queued status only once it
         #: holds a slot, so statuses that pile up behind a backlog collapse into the newest one.
         self.status_slots = asyncio.Semaphore(workers)
@@ -75,6 +83,7 @@ class Kube:
 
     async def close(self) -> None:
         await self.api.close()
+        await self._transport.aclose()
 
     async def _call(self, what: str, coro: Any, *, missing_ok: bool = False, write: str | None = None) -> Any:
         """One API call. ``missing_ok``: a 404 returns None. ``write``: count it in the writes metric."""
