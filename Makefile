@@ -18,8 +18,15 @@ harness: install  ## build (or reuse) the kube-apiserver and kstatus helpers fro
 test: harness  ## the whole suite: unit, emulator, integration on a real kube-apiserver
 	$(BIN)/python -m pytest
 
-unit: install  ## the fast tests only (no API server)
-	$(BIN)/python -m pytest tests/unit tests/emulator
+CORE := */rollup_operator/reconciler.py,*/rollup_operator/workqueue.py,*/rollup_operator/actions.py,*/rollup_operator/sync.py
+unit: install  ## the fast tests only (no API server); prints the line coverage of the core from tests/unit alone
+	$(BIN)/python -m coverage run -m pytest tests/unit
+	$(BIN)/python -m coverage report --include='$(CORE)' --fail-under=85
+	$(BIN)/python -m pytest tests/emulator
+
+lint: install  ## ruff over the operator and the tests; mypy (strict on the core modules)
+	$(BIN)/ruff check operator/rollup_operator tests/unit tests/faults/test_status_race.py --exclude operator/rollup_operator/testing
+	$(BIN)/mypy
 
 MODE ?= process
 sandbox: harness  ## API server + emulator + operator (MODE=process, default; MODE=pod: as a Pod in a single-node cluster, root)

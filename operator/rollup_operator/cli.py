@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve_http(host: str, port: int, is_ready):
+    """/metrics, /readyz and /healthz of a --leader-elect process, leader or standby (a plain run
+    serves them from runtime.run_operator)."""
     from aiohttp import web
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -92,131 +94,82 @@ async def _serve_http(host: str, port: int, is_ready):
     return runner
 
 
-async def _operate(args: argparse.Namespace, ready: asyncio.Event, state: dict) -> None:
-    """The whole operator (kopf watching + controller) until kopf gets a signal or this is cancelled."""
-    import kopf
-    from prometheus_client import REGISTRY
+async def _operate(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    """The whole operator, through runtime.run_operator, while this replica leads. Cancelled
+    (leadership lost): every call in flight is cancelled and nothing more is sent."""
+    from .runtime import run_operator
 
-    from .controller import Controller
-    from .handlers import build_registry
-    from .kube import Kube, load_config
-    from .metrics_collector import JobsCollector
-
-    kube = Kube(load_config(args.kubeconfig), workers=args.kube_writers)
-    state["kube"] = kube
-    if args.user_agent:
-        kube.api.session.headers["User-Agent"] = args.user_agent
-    controller = Controller(kube, poll_interval=args.poll_interval, coalesce_window=args.coalesce_window)
-    state["controller"] = controller
-    collector = JobsCollector(controller)
-    REGISTRY.register(collector)
-    registry = build_registry(controller)
-
-    settings = kopf.OperatorSettings()
-    settings.posting.enabled = False  # the operator posts its own, transition-only events
-    settings.scanning.disabled = True  # no list/watch on CRDs or namespaces needed (least privilege)
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.networking.error_backoffs = [1, 2, 5, 10, 10]
-
-    namespaces = args.namespace
-    log.info("rollup-operator starting: %s", f"namespaces {', '.join(namespaces)}" if namespaces else "all namespaces")
-    try:
-        await kopf.operator(
-            registry=registry,
-            settings=settings,
-            standalone=True,  # no kopf peering: --leader-elect (a Lease) decides who acts
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            liveness_endpoint=args.liveness_endpoint,
-            ready_flag=ready,
-            # no stop_flag: kopf handles SIGTERM itself once running, and it would wait 5 s for a
-            # flag that nobody sets; before that, our handler cancels this task instead.
-        )
-    finally:
-        REGISTRY.unregister(collector)
-        kube.close()
+    await run_operator(argparse.Namespace(**{**vars(args), "http_port": 0}), stop)
 
 
 async def _run(args: argparse.Namespace) -> int:
     from . import metrics
 
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig
-    ready_kopf = asyncio.Event()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    state: dict = {"controller": None, "standby": args.leader_elect}
+    if not args.leader_elect:
+        from .runtime import run_operator
 
-    def is_ready() -> bool:
-        c = state["controller"]
-        if state["standby"]:  # leader or standby, ready to act or to take over: the Lease answers
-            el = state.get("elector")
-            return (el is None or el.last_error is None) and (c is None or not c.closing)
-        return c is not None and ready_kopf.is_set() and not c.closing
+        metrics.LEADER.set(1)
+        await run_operator(args, stop)
+        return 0
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    state: dict = {"elector": None}
+
+    def is_ready() -> bool:  # leader or standby, ready to act or to take over: the Lease answers
+        el = state["elector"]
+        return (el is None or el.last_error is None) and not stop.is_set()
 
     runner = None
     if args.http_port:
         runner = await _serve_http(args.http_host, args.http_port, is_ready)
     try:
-        if not args.leader_elect:
-            args.user_agent = None
-            metrics.LEADER.set(1)
-            operating = asyncio.ensure_future(_operate(args, ready_kopf, state))
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({operating, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not operating.done():  # a signal before kopf took signal handling over
-                operating.cancel()
-                await asyncio.gather(operating, return_exceptions=True)
-            elif operating.exception() is not None:
-                raise operating.exception()
-            return 0
-        return await _lead(args, stop, ready_kopf, state)
+        return await _lead(args, stop, state)
     finally:
         if runner is not None:
             await runner.cleanup()
 
 
-async def _lead(args: argparse.Namespace, stop: asyncio.Event, ready: asyncio.Event, state: dict) -> int:
+async def _lead(args: argparse.Namespace, stop: asyncio.Event, state: dict) -> int:
     from .kube import load_config
     from .leader import Elector, lead
     from .lease_store import KubeLeaseStore, default_identity, default_namespace
 
     # Import the operator now: imports block the event loop, and a second of that right after
     # acquiring would eat into the first renewal's deadline.
-    from . import controller, handlers, metrics_collector  # noqa: F401
+    from . import controller, handlers, metrics_collector, runtime  # noqa: F401
     import kopf  # noqa: F401
 
     timings = _timings(args)
     identity = default_identity()
-    args.user_agent = f"rollup-operator/{identity}"
     namespace = args.leader_election_namespace or default_namespace()
     store = KubeLeaseStore(load_config(args.kubeconfig), namespace, args.leader_election_id,
-                           timeout=timings.renew_deadline, identity=identity, user_agent=args.user_agent)
+                           timeout=timings.renew_deadline, identity=identity)
     log.info("leader election: identity %s, %s, lease %gs, renew deadline %gs, retry %gs", identity,
              store.describe(), timings.lease_duration, timings.renew_deadline, timings.retry_period)
     state["elector"] = elector = Elector(store, identity, timings)
     try:
-        code = await lead(elector, lambda: _operate(args, ready, state), stop,
+        code = await lead(elector, lambda: _operate(args, stop), stop,
                           event=store.event, on_lost=lambda: _drop_everything(state))
     finally:
-        store.close()
+        if not state.get("lost"):
+            await store.close()
     if code:
-        # Leadership lost (or the operator failed): exit now, without waiting for threads blocked
-        # on a dead connection or tasks winding down, so that nothing more is sent.
+        # Leadership lost (or the operator failed): exit now, without waiting for tasks winding
+        # down, so that nothing more is sent.
         logging.shutdown()
         os._exit(code)
     return code
 
 
 def _drop_everything(state: dict) -> None:
-    """Leadership lost: no queued Kubernetes write is sent, every task but ours is cancelled now
-    (kopf, job workers, status writers, Elasticsearch calls), not when kopf gets to it."""
-    if state.get("kube") is not None:
-        state["kube"].close()
+    """Leadership lost: lead() has cancelled the operator task, so run_operator cancels every pass,
+    sync, Elasticsearch call and Kubernetes write in flight and sends nothing more. Every other task
+    but ours is cancelled too (nothing outside the operator may write), then the process exits."""
+    state["lost"] = True
     me = asyncio.current_task()
     for task in asyncio.all_tasks():
         if task is not me:

@@ -1,18 +1,16 @@
-"""One pooled Elasticsearch client per ``ElasticsearchConnection``, and the shared reads through it.
+"""One pooled Elasticsearch client per ``ElasticsearchConnection``, and every call through it.
 
 A connection owns:
 
 * its client, built from the spec and its Secrets, rebuilt when either changes (Secrets are
   re-read on every periodic sync and at once when the server answers 401, so a rotated password
   is picked up without a restart);
-* the *snapshot*: the result of ``GET _rollup/job/_all``. Jobs never read one by one: a job
-  that needs a fresh look asks for "a snapshot taken after time t", and every job asking at the
-  same moment shares one request (``snapshot``);
-* a *poller* that, while some job waits for a state change (a stop without server-side wait,
-  a start that waits for a stop to finish), reads the snapshot once per ``poll_interval`` for all
-  of them together (``wait_for``);
-* the concurrency gates: ``slots`` bounds all requests in flight on this connection, and
-  ``wait_slots`` bounds how many stop calls may hold a connection open while the server waits.
+* the request slots: ``slots`` bounds all requests in flight on this connection, and
+  ``wait_slots`` (half of them, rounded down) bounds the stop calls that hold a request open while
+  the server waits. So reads and quick calls always keep at least half the slots, and with
+  ``maxConcurrentRequests: 1`` no stop waits on the server at all (it is confirmed by the poll);
+* calls: ``call`` (a rollup call in a slot, with the 401-after-rotation rule), ``stop`` (waiting
+  or not, confirmed through the shared poll when not), and the shared reads (reads.py).
 
 Knows nothing of RollupJob resources beyond job ids.
 """
@@ -20,58 +18,46 @@ Knows nothing of RollupJob resources beyond job ids.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from typing import Awaitable, Callable
 
 from elasticsearch import AsyncElasticsearch
 
 from . import credentials, metrics
-from .gateway import Gateway
+from .gateway import Gateway, ServerInfo
 from .model import ConnectionSpec, InvalidSpec, connection_spec_from_body
 from .observations import (
     FORBIDDEN,
     INVALID_CONNECTION,
     UNAUTHORIZED,
+    UNAVAILABLE,
     UNEXPECTED_RESPONSE,
     UNSUPPORTED_VERSION,
+    INDEXING,
+    STARTED,
+    STOPPING,
+    Done,
     Failure,
-    JobAbsent,
     JobObserved,
     Observation,
+    Outcome,
+    StopTimedOut,
 )
+from .reads import SharedReads, Snapshot
 
 log = logging.getLogger(__name__)
 
 SecretReader = credentials.SecretGetter  # (namespace, name) -> the Secret object, or None
+Wanted = Callable[[], bool] | None
 
 
-@dataclass
-class Snapshot:
-    started_at: float  # monotonic time the read was sent
-    jobs: dict[str, JobObserved | Failure] = field(default_factory=dict)  # a Failure: that entry was malformed (answers.py)
-    failure: Failure | None = None
-
-    def observe(self, job_id: str) -> Observation:
-        if self.failure is not None:
-            return self.failure
-        return self.jobs.get(job_id) or JobAbsent()
+class Rotated:
+    """A call was refused (401) with credentials that have been rotated since: look again."""
 
 
-@dataclass(frozen=True)
-class ServerInfo:
-    version: str | None  # None: GET / was forbidden (a user without the monitor privilege)
-    deprecated: bool | None  # rollups deprecated on this version (8.11+)
-    usage_rule: bool | None  # new jobs need existing rollup usage (8.15+)
-
-
-def _version_tuple(v: str) -> tuple[int, int]:
-    parts = (v.split("-")[0].split(".") + ["0", "0"])[:2]
-    try:
-        return int(parts[0]), int(parts[1])
-    except ValueError:
-        return (0, 0)
+ROTATED = Rotated()
 
 
 class Connection:
@@ -88,15 +74,12 @@ class Connection:
         self.info: ServerInfo | None = None
         self.failure: Failure | None = Failure(INVALID_CONNECTION, invalid) if invalid else None
         self._fingerprint: str | None = None
+        self.insecure_warned = False  # the InsecureTransport Warning of this generation was posted (sync.py)
         self._build_lock = asyncio.Lock()
         n = spec.max_concurrent_requests if spec else 1
         self.slots = asyncio.Semaphore(n)
-        self.wait_slots = asyncio.Semaphore(max(1, n // 2))
-        self.snapshot_: Snapshot | None = None
-        self._inflight: asyncio.Future | None = None
-        self._inflight_sent: float | None = None
-        self._watchers: dict[str, list[tuple[Callable[[Observation], bool], asyncio.Future]]] = {}
-        self._poller: asyncio.Task | None = None
+        self.wait_slots = asyncio.Semaphore(n // 2)  # 0 below 2: no stop ever waits on the server
+        self.reads = SharedReads(self._fetch, poll_interval=poll_interval, coalesce_window=coalesce_window, name=f"{namespace}/{name}")
 
     # --- client lifecycle --------------------------------------------------------------------
 
@@ -157,18 +140,13 @@ class Connection:
             # A malformed GET / answer is (answers.py): the connection says so until the next sync.
             return info if not info.transient or info.kind == UNEXPECTED_RESPONSE else None
         number = (info.get("version") or {}).get("number", "0")
-        major, minor = _version_tuple(number)
-        self.info = ServerInfo(number, deprecated=(major, minor) >= (8, 11), usage_rule=(major, minor) >= (8, 15))
-        if major < 8:
+        self.info = ServerInfo.of(number)
+        if self.info.major < 8:
             return Failure(UNSUPPORTED_VERSION, f"Elasticsearch {number} is not supported: the operator needs 8.0 or later (9.x works too)")
         return None
 
     async def close(self) -> None:
-        if self._poller:
-            self._poller.cancel()
-        for waiters in self._watchers.values():
-            for _, fut in waiters:
-                fut.cancel()
+        self.reads.close()
         if self.client is not None:
             await self.client.close()
 
@@ -183,7 +161,72 @@ class Connection:
         await self.ensure_client(reread_secrets=True)
         return self._fingerprint != used and self.gateway is not None and self.failure is None
 
-    # --- shared reads ------------------------------------------------------------------------
+    # --- calls --------------------------------------------------------------------------------
+
+    async def gateway_or_failure(self) -> Gateway | Failure:
+        """The gateway, building the client first if there is none yet, or why there is none."""
+        if self.gateway is None:
+            failure = await self.ensure_client()
+            if self.gateway is None:
+                return failure or Failure(UNAVAILABLE, f"no client for ElasticsearchConnection {self.namespace}/{self.name} yet")
+        return self.gateway
+
+    async def call(self, fn: Callable[[Gateway], Awaitable[Outcome]], still_wanted: Wanted = None) -> Outcome | Rotated | None:
+        """Run one rollup call in a request slot.
+
+        Returns None if ``still_wanted`` says no once a slot is free (the spec moved on while the
+        call queued), and :data:`ROTATED` after a 401 when the Secret has changed since the client
+        was built: the caller looks again and decides with the new client.
+        """
+        gw = await self.gateway_or_failure()
+        if isinstance(gw, Failure):
+            return gw
+        used = self._fingerprint
+        async with self.slots:
+            if still_wanted is not None and not still_wanted():
+                return None
+            out = await fn(gw)
+        return await self._after_401(out, used)
+
+    async def _after_401(self, out: Outcome, used: str | None) -> Outcome | Rotated:
+        if isinstance(out, Failure) and out.kind == UNAUTHORIZED and await self.credentials_rotated(used):
+            return ROTATED
+        return out
+
+    async def stop(self, job_id: str, *, wait_wanted: bool, timeout: str, timeout_s: float,
+                   still_wanted: Wanted, log: logging.LoggerAdapter[logging.Logger]) -> tuple[Outcome, Observation | None] | Rotated | None:
+        """Stop a job: with the server's wait while a waiting slot is free, else a quick stop
+        confirmed by the shared poll within ``timeout_s``. Returns (outcome, what it showed of the job)."""
+        gw = await self.gateway_or_failure()
+        if isinstance(gw, Failure):
+            return gw, None
+        assert self.spec is not None
+        used = self._fingerprint
+        t0 = time.monotonic()
+        wait = wait_wanted and not self.wait_slots.locked()
+        async with (self.wait_slots if wait else contextlib.nullcontext()), self.slots:
+            if not still_wanted():
+                return None
+            log.info("stop rollup job [%s] (%s)", job_id,
+                     f"wait_for_completion, timeout {timeout}" if wait else "server does not wait; confirming by shared reads")
+            out = await gw.stop(job_id, wait=wait, timeout=timeout, timeout_s=timeout_s, request_timeout=self.spec.request_timeout_s)
+        if await self._after_401(out, used) is ROTATED:
+            return ROTATED
+        next_obs: Observation | None = None
+        if not wait and isinstance(out, Done):
+            left = max(0.0, timeout_s - (time.monotonic() - t0))
+            res = await self.reads.wait_for(job_id, lambda o: not (isinstance(o, JobObserved) and o.state in (STARTED, INDEXING, STOPPING)), left)
+            if res is None:
+                seen = self.reads.latest(job_id)
+                out = StopTimedOut(seen.state if isinstance(seen, JobObserved) else STOPPING)
+            else:
+                next_obs = res
+        if isinstance(out, StopTimedOut):
+            metrics.STOP_TIMEOUTS.inc()
+            log.info("stop of rollup job [%s] timed out after %s (state %s); retrying", job_id, timeout, out.state)
+        return out, next_obs
+
+    # --- shared reads (reads.py) ---------------------------------------------------------------
 
     async def _fetch(self, started: float) -> Snapshot:
         if self.failure is not None or self.gateway is None:
@@ -202,74 +245,6 @@ class Connection:
         if isinstance(jobs, Failure):
             return Snapshot(started, failure=jobs)
         return Snapshot(started, jobs=jobs)
-
-    async def snapshot(self, after: float) -> Snapshot:
-        """A snapshot whose read was sent at or after ``after`` (monotonic), shared with other callers.
-
-        A read waits ``coalesce_window`` before it is sent, and everyone who asks meanwhile rides
-        on it; a caller whose ``after`` is later than a read already sent waits for the next one.
-        """
-        loop = asyncio.get_running_loop()
-        while True:
-            snap = self.snapshot_
-            if snap is not None and snap.started_at >= after:
-                return snap
-            if self._inflight is not None:
-                sent = self._inflight_sent
-                if sent is None or sent >= after:
-                    return await asyncio.shield(self._inflight)
-                try:
-                    await asyncio.shield(self._inflight)
-                except Exception:  # noqa: BLE001 - the next round fetches again
-                    pass
-                continue
-            fut: asyncio.Future = loop.create_future()
-            self._inflight, self._inflight_sent = fut, None
-            try:
-                if self.coalesce_window:
-                    await asyncio.sleep(self.coalesce_window)  # let simultaneous askers join
-                self._inflight_sent = time.monotonic()
-                snap = await self._fetch(self._inflight_sent)
-                self.snapshot_ = snap
-                fut.set_result(snap)
-            except BaseException as e:
-                fut.set_exception(e)
-                fut.exception()  # mark retrieved
-                raise
-            finally:
-                self._inflight = None
-            return snap
-
-    async def observe(self, job_id: str, after: float) -> Observation:
-        return (await self.snapshot(after)).observe(job_id)
-
-    async def wait_for(self, job_id: str, done: Callable[[Observation], bool], timeout: float) -> Observation | None:
-        """Wait until the job's observation satisfies ``done`` (checked on the shared poll), or time out."""
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        entry = (done, fut)
-        self._watchers.setdefault(job_id, []).append(entry)
-        if self._poller is None or self._poller.done():
-            self._poller = asyncio.create_task(self._poll(), name=f"poll {self.namespace}/{self.name}")
-        try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
-            return None
-        finally:
-            lst = self._watchers.get(job_id)
-            if lst and entry in lst:
-                lst.remove(entry)
-                if not lst:
-                    del self._watchers[job_id]
-
-    async def _poll(self) -> None:
-        while self._watchers:
-            await asyncio.sleep(self.poll_interval)
-            snap = await self.snapshot(time.monotonic())
-            for job_id, lst in list(self._watchers.items()):
-                obs = snap.observe(job_id)
-                for done, fut in list(lst):
-                    if not fut.done() and (isinstance(obs, Failure) or done(obs)):
-                        fut.set_result(obs)
 
 
 def build(body: dict, read_secret: SecretReader, **kw) -> Connection:

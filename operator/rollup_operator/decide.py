@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from . import retry
 from .model import JobSpec, RELEASE_ANNOTATION
 from .observations import (
     ABORTING,
@@ -89,7 +90,7 @@ class Progress:
     failures: int = 0  # consecutive transient failures, for backoff
     last_outcome: Outcome | None = None
     last_action: str | None = None
-    last_stop_at: str | None = None  # RFC 3339 time of the latest stop call
+    last_stop_at: float | None = None  # wall-clock time (epoch seconds) of the latest stop call
     created: bool = False  # the operator created this job (status.managed)
 
 
@@ -107,7 +108,7 @@ def _stalled(reason: str, message: str, obs: Observation) -> Decision:
 
 def _failure(spec: JobSpec, failure: Failure, progress: Progress, obs_state: str) -> Decision:
     if failure.transient:
-        delay = spec.backoff.delay(progress.failures + 1)
+        delay = retry.backoff(spec, progress.failures)
         return Decision(
             Verdict(PROGRESSING, failure.kind, f"{failure.message}; retrying with backoff", obs_state),
             requeue_after=delay,
@@ -185,7 +186,7 @@ def _toward_stopped(spec: JobSpec, obs: JobObserved, progress: Progress, done_re
     if obs.state in (STARTED, INDEXING, STOPPING):
         return Decision(Verdict(PROGRESSING, "Stopping", _stop_message(spec, obs, progress), obs.state), STOP)
     # aborting: the job is being deleted on the server; stop is refused until that settles.
-    delay = spec.backoff.delay(progress.failures + 1)
+    delay = retry.backoff(spec, progress.failures)
     return Decision(
         Verdict(PROGRESSING, "Aborting", f"rollup job [{spec.job_id}] is aborting; checking again", obs.state),
         Action("wait", state=ABORTING, seconds=delay),
@@ -199,10 +200,10 @@ def _toward_started(spec: JobSpec, obs: JobObserved, progress: Progress) -> Deci
     if obs.state == STOPPED:
         return Decision(Verdict(PROGRESSING, "Starting", f"starting rollup job [{jid}]", STOPPED), START)
     # stopping or aborting: it cannot be started until it settles; wait on the connection's reads.
-    delay = spec.backoff.delay(progress.failures + 1)
+    delay = retry.backoff(spec, progress.failures)
     return Decision(
         Verdict(PROGRESSING, "WaitingForStop", f"rollup job [{jid}] is {obs.state}; it will be started once it has stopped", obs.state),
-        Action("wait", state=obs.state, seconds=max(delay, 1.0)),
+        Action("wait", state=obs.state, seconds=max(delay, retry.WAITING_FOR_STOP_MIN_S)),
     )
 
 
@@ -219,7 +220,7 @@ def _decide_deletion(spec: JobSpec, obs: Observation, progress: Progress) -> Dec
             REMOVE_FINALIZER,
         )
     if isinstance(obs, Failure):
-        delay = spec.backoff.delay(progress.failures + 1)
+        delay = retry.backoff(spec, progress.failures)
         return Decision(
             Verdict(
                 PROGRESSING, "DeletionBlocked",
@@ -256,6 +257,11 @@ def advance(progress: Progress, action: Action, outcome: Outcome) -> Progress:
     elif not isinstance(outcome, (StopTimedOut,)):
         p = replace(p, failures=0)
     return p
+
+
+def stop_sent(progress: Progress, at: float) -> Progress:
+    """A stop call is about to be sent at wall-clock time ``at`` (pure)."""
+    return replace(progress, last_stop_at=at)
 
 
 def read_failed(progress: Progress) -> Progress:

@@ -12,6 +12,7 @@ import os
 import re
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import elastic_transport
@@ -133,6 +134,23 @@ async def _timed(api: str, call: Callable[[], Awaitable[Any]]) -> Any:
         raise
     finally:
         metrics.ES_REQUESTS.labels(api=api, status=status).observe(time.monotonic() - start)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    version: str | None  # None: GET / was forbidden (a user without the monitor privilege)
+    deprecated: bool | None  # rollups deprecated on this version (8.11+)
+    usage_rule: bool | None  # new jobs need existing rollup usage (8.15+)
+    major: int = 0
+
+    @classmethod
+    def of(cls, number: str) -> "ServerInfo":
+        parts = (number.split("-")[0].split(".") + ["0", "0"])[:2]
+        try:
+            major, minor = int(parts[0]), int(parts[1])
+        except ValueError:
+            major, minor = 0, 0
+        return cls(number, deprecated=(major, minor) >= (8, 11), usage_rule=(major, minor) >= (8, 15), major=major)
 
 
 class Gateway:

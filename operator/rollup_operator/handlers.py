@@ -7,6 +7,7 @@ status write or a retry never costs an extra annotation patch.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import kopf
@@ -20,8 +21,11 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # The same credentials as the operator's own writes: $KUBECONFIG or the in-cluster account.
-        return kopf.login_via_pykube(**kwargs)
+        # The same credentials as the operator's own writes (kube.load_config): $KUBECONFIG, else
+        # the in-cluster service account, else ~/.kube/config.
+        if os.environ.get("KUBECONFIG"):
+            return kopf.login_with_kubeconfig(**kwargs)
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.event(GROUP, VERSION, CONNECTION_PLURAL, registry=registry)
     async def connection_event(event: dict[str, Any], **_: Any) -> None:

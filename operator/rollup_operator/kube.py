@@ -1,7 +1,9 @@
 """The few direct Kubernetes API calls the operator makes (kopf does the watching).
 
-pykube-ng is synchronous; calls run in a small, bounded thread pool so that a burst of status
-writes (a thousand jobs stopping at once) neither blocks the event loop nor floods the API server.
+On lightkube's async client (see the README's design section for why): status is written by
+server-side apply of the whole status through the status subresource (field manager
+``rollup-operator``, forced), finalizers by a merge patch guarded by resourceVersion, events
+created, Secrets and connections read. No thread pool: every call is a coroutine on the loop.
 Knows nothing of Elasticsearch.
 """
 
@@ -9,31 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import datetime as dt
-import json
 import logging
 import os
 import socket
 import uuid
 from typing import Any, Mapping
 
-import pykube
+import httpx2
+from lightkube import ApiError, AsyncClient, KubeConfig
+from lightkube.config.client_adapter import verify_cluster
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.core_v1 import EventSource, ObjectReference
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Event, Secret
+from lightkube.types import PatchType
 
 from . import metrics
-from .model import API_VERSION, CONNECTION_PLURAL, JOB_KIND, JOB_PLURAL
+from .kube_transport import AiohttpTransport
+from .model import API_VERSION, CONNECTION_KIND, CONNECTION_PLURAL, GROUP, JOB_KIND, JOB_PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 
-MERGE = {"Content-Type": "application/merge-patch+json"}
+#: The field manager of every status the operator applies (``managedFields``).
+FIELD_MANAGER = "rollup-operator"
 
-
-def resource_version(meta: Mapping[str, Any]) -> int:
-    """metadata.resourceVersion as a number (0 if absent), to tell newer from older copies."""
-    try:
-        return int(meta.get("resourceVersion") or 0)
-    except ValueError:
-        return 0
+RollupJobResource = create_namespaced_resource(GROUP, VERSION, JOB_KIND, JOB_PLURAL)
+ConnectionResource = create_namespaced_resource(GROUP, VERSION, CONNECTION_KIND, CONNECTION_PLURAL)
+_RESOURCES = {JOB_KIND: RollupJobResource, CONNECTION_KIND: ConnectionResource}
 
 
 class KubeError(Exception):
@@ -43,98 +48,103 @@ class KubeError(Exception):
         self.message = message
 
 
-def load_config(kubeconfig: str | None = None) -> pykube.KubeConfig:
+def load_config(kubeconfig: str | None = None) -> KubeConfig:
     if kubeconfig:
-        return pykube.KubeConfig.from_file(kubeconfig)
+        return KubeConfig.from_file(kubeconfig)
     if os.environ.get("KUBECONFIG"):
-        return pykube.KubeConfig.from_file(os.environ["KUBECONFIG"].split(os.pathsep)[0])
-    return pykube.KubeConfig.from_env()
+        return KubeConfig.from_file(os.environ["KUBECONFIG"].split(os.pathsep)[0])
+    return KubeConfig.from_env()
+
+
+def _plain(obj: Any) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return dict(obj.to_dict()) if hasattr(obj, "to_dict") else obj
+    return dict(obj.to_dict())
 
 
 class Kube:
-    def __init__(self, config: pykube.KubeConfig, *, workers: int = 16, component: str = "rollup-operator"):
-        # One connection per writer thread (requests' default pool keeps only 10).
-        adapter = pykube.http.KubernetesHTTPAdapter(config, pool_connections=4, pool_maxsize=workers)
-        self.api = pykube.HTTPClient(config, timeout=30, http_adapter=adapter)
-        #: Status and finalizer writes in flight; a job's writer takes its queued patches only
-        #: once it holds a slot, so patches that pile up behind a backlog are merged.
+    def __init__(self, config: KubeConfig, *, workers: int = 16, component: str = "rollup-operator"):
+        single = config.get()
+        ctx = None
+        if single is not None and single.cluster.server.startswith("https"):
+            ctx = verify_cluster(single.cluster, single.user, single.abs_file, trust_env=False)
+        self._transport = AiohttpTransport(ctx, limit=workers + max(2, workers // 4) + 4)
+        self.api = AsyncClient(config, timeout=httpx2.Timeout(30.0), field_manager=FIELD_MANAGER, trust_env=False,
+                               transport=self._transport)
+        #: Status and finalizer writes in flight; a writer takes its queued status only once it
+        #: holds a slot, so statuses that pile up behind a backlog collapse into the newest one.
         self.status_slots = asyncio.Semaphore(workers)
-        # Events are best effort and must not delay status: their own, smaller pool.
-        self._event_pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(2, workers // 4), thread_name_prefix="kube-event")
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
+        # Events are best effort and must not delay status: their own, smaller share.
+        self.event_slots = asyncio.Semaphore(max(2, workers // 4))
         self.component = component
         self.instance = socket.gethostname()
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._event_pool.shutdown(wait=False, cancel_futures=True)
+    async def close(self) -> None:
+        await self.api.close()
+        await self._transport.aclose()
 
-    async def _call(self, fn, *args) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    def _request(self, method: str, *, missing_ok: bool = False, write: str | None = None, **kw) -> Any:
+    async def _call(self, what: str, coro: Any, *, missing_ok: bool = False, write: str | None = None) -> Any:
         """One API call. ``missing_ok``: a 404 returns None. ``write``: count it in the writes metric."""
-        resp = getattr(self.api, method)(**kw)
-        if resp.status_code >= 400:
-            if resp.status_code == 404 and missing_ok:
+        try:
+            out = await coro
+        except ApiError as e:
+            code = int(getattr(e.status, "code", 0) or 0)
+            if code == 404 and missing_ok:
                 return None
-            try:
-                msg = resp.json().get("message", resp.text)
-            except ValueError:
-                msg = resp.text
-            if resp.status_code == 403:
-                log.error("RBAC denies the operator: %s %s: %s", method.upper(), kw.get("url"), msg)
-            raise KubeError(resp.status_code, msg)
+            msg = str(getattr(e.status, "message", "") or e)
+            if code == 403:
+                log.error("RBAC denies the operator: %s: %s", what, msg)
+            raise KubeError(code, msg) from None
         if write:
             metrics.K8S_WRITES.labels(kind=write).inc()
-        return resp.json() if resp.content else None
-
-    async def _api(self, method: str, **kw) -> Any:
-        return await self._call(lambda: self._request(method, **kw))
+        return out
 
     # --- RollupJob / ElasticsearchConnection -----------------------------------------------
 
-    async def patch_status(self, plural: str, namespace: str, name: str, status_patch: Mapping) -> dict | None:
-        """Merge-patch ``status`` through the status subresource; returns the object, None if gone."""
-        return await self._api(
-            "patch", missing_ok=True, write="status", version=API_VERSION, namespace=namespace,
-            url=f"{plural}/{name}/status", headers=MERGE, data=json.dumps({"status": status_patch}),
-        )
+    async def apply_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Server-side apply of the whole ``status`` (status subresource, forced); None if the object is gone."""
+        res = _RESOURCES[kind]
+        body = {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name, "namespace": namespace}, "status": dict(status)}
+        obj = await self._call(
+            f"apply status of {kind} {namespace}/{name}",
+            self.api.patch(res.Status, name, body, namespace=namespace, patch_type=PatchType.APPLY,
+                           field_manager=FIELD_MANAGER, force=True),
+            missing_ok=True, write="status")
+        return _plain(obj)
 
-    async def patch_job_status(self, namespace: str, name: str, status_patch: Mapping) -> dict | None:
-        return await self.patch_status(JOB_PLURAL, namespace, name, status_patch)
-
-    async def patch_connection_status(self, namespace: str, name: str, status_patch: Mapping) -> dict | None:
-        return await self.patch_status(CONNECTION_PLURAL, namespace, name, status_patch)
-
-    async def set_finalizers(self, namespace: str, name: str, finalizers: list[str], resource_version: str | None) -> dict | None:
+    async def set_finalizers(self, namespace: str, name: str, finalizers: list[str], resource_version: str | None) -> dict[str, Any] | None:
         """Replace metadata.finalizers, guarded by resourceVersion (409 if the object moved on)."""
         meta: dict[str, Any] = {"finalizers": finalizers or None}
         if resource_version:
             meta["resourceVersion"] = resource_version
-        return await self._api(
-            "patch", missing_ok=True, write="finalizer", version=API_VERSION, namespace=namespace,
-            url=f"{JOB_PLURAL}/{name}", headers=MERGE, data=json.dumps({"metadata": meta}),
-        )
+        obj = await self._call(
+            f"patch finalizers of {namespace}/{name}",
+            self.api.patch(RollupJobResource, name, {"metadata": meta}, namespace=namespace, patch_type=PatchType.MERGE),
+            missing_ok=True, write="finalizer")
+        return _plain(obj)
 
-    async def get_connection(self, namespace: str, name: str) -> dict | None:
+    async def get_connection(self, namespace: str, name: str) -> dict[str, Any] | None:
         """Read one ElasticsearchConnection (a cache miss: a job named it before the watch did)."""
-        return await self._api("get", missing_ok=True, version=API_VERSION, namespace=namespace, url=f"{CONNECTION_PLURAL}/{name}")
+        obj = await self._call(f"get {CONNECTION_PLURAL}/{name}", self.api.get(ConnectionResource, name, namespace=namespace), missing_ok=True)
+        return _plain(obj)
 
     # --- Secrets (read only) -------------------------------------------------------------
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """The decoded data of a Secret, or None if it does not exist."""
-        obj = await self._api("get", missing_ok=True, version="v1", namespace=namespace, url=f"secrets/{name}")
+        obj = await self._call(f"get secrets/{name}", self.api.get(Secret, name, namespace=namespace), missing_ok=True)
         if obj is None:
             return None
-        data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
-        data.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
+        data = {k: base64.b64decode(v) for k, v in (obj.data or {}).items()}
+        data.update({k: v.encode() for k, v in (obj.stringData or {}).items()})
         return data
 
-    async def get_secret(self, namespace: str, name: str) -> dict | None:
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Secret object (labels and base64 data, decoded by credentials.py), or None if absent."""
-        return await self._api("get", missing_ok=True, version="v1", namespace=namespace, url=f"secrets/{name}")
+        obj = await self._call(f"get secrets/{name}", self.api.get(Secret, name, namespace=namespace), missing_ok=True)
+        return _plain(obj)
 
     # --- Events --------------------------------------------------------------------------
 
@@ -143,32 +153,21 @@ class Kube:
 
         ``name``: a fixed Event name, so that an Event meant to be posted once is not posted again
         (after a restart, say) while the first still exists; the 409 that follows is expected."""
-        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": name or f"{ref['name']}.{uuid.uuid4().hex[:16]}", "namespace": ref["namespace"]},
-            "involvedObject": {
-                "apiVersion": API_VERSION,
-                "kind": ref.get("kind", JOB_KIND),
-                "name": ref["name"],
-                "namespace": ref["namespace"],
-                "uid": ref.get("uid"),
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
-            "source": {"component": self.component},
-            "reportingComponent": self.component,
-            "reportingInstance": self.instance,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        ev = Event(
+            metadata=ObjectMeta(name=name or f"{ref['name']}.{uuid.uuid4().hex[:16]}", namespace=ref["namespace"]),
+            involvedObject=ObjectReference(apiVersion=API_VERSION, kind=ref.get("kind", JOB_KIND), name=ref["name"],
+                                           namespace=ref["namespace"], uid=ref.get("uid")),
+            type=type_, reason=reason, message=message[:1024],
+            source=EventSource(component=self.component),
+            reportingComponent=self.component, reportingInstance=self.instance,
+            firstTimestamp=now, lastTimestamp=now, count=1,
+        )
         try:
-            await asyncio.get_running_loop().run_in_executor(self._event_pool, lambda: self._request(
-                "post", write="event", version="v1", namespace=ref["namespace"], url="events", data=json.dumps(body)))
+            async with self.event_slots:
+                await self._call(f"create event {reason}", self.api.create(ev, namespace=ref["namespace"]), write="event")
+        except asyncio.CancelledError:
+            raise
         except KubeError as e:
             if not (name and e.status == 409):
                 log.warning("could not post event %s for %s/%s: %s", reason, ref["namespace"], ref["name"], e)

@@ -269,7 +269,7 @@ async def lead(elector: Elector, run_operator: Callable[[], Awaitable[None]], st
     try:
         done, _ = await asyncio.wait({operating, holding, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if stopping in done and not operating.done():
-            operating.cancel()  # kopf stops gracefully on cancellation
+            operating.cancel()  # runtime.run_operator: calls in flight cancelled, nothing more sent
             done, _ = await asyncio.wait({operating, holding}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
             if not done:
                 log.warning("leader election: the operator did not stop within %gs", grace)

@@ -1,25 +1,29 @@
 """The Kubernetes side of leader election: the Lease store, leadership Events, identity defaults.
 
-Calls go through pykube (the operator's client) on a small thread pool of their own, each with
-an HTTP timeout no longer than the renew deadline; the elector also abandons a call at its
-deadline, so a frozen connection never keeps a lost leader acting. Verbs used: Lease get,
+Calls go through lightkube's async client (the operator's client, kube.py) on a client of their
+own, each with an HTTP timeout no longer than the renew deadline; the elector also abandons (cancels)
+a call at its deadline, so a frozen connection never keeps a lost leader acting. No thread pool. Verbs used: Lease get,
 create, update; Event create. Nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import datetime as dt
-import json
 import logging
 import os
 import secrets
 import socket
 import uuid
 from pathlib import Path
+from typing import Any, Awaitable
 
-import pykube
+import httpx2
+from lightkube import ApiError, AsyncClient, KubeConfig
+from lightkube.models.core_v1 import EventSource, ObjectReference
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.coordination_v1 import Lease
+from lightkube.resources.core_v1 import Event
 
 from . import metrics
 from .leader import LeaseConflict, LeaseError
@@ -50,80 +54,79 @@ def default_namespace() -> str:
 
 
 class KubeLeaseStore:
-    def __init__(self, config: pykube.KubeConfig, namespace: str, name: str, *, timeout: float = 10.0,
+    def __init__(self, config: KubeConfig, namespace: str, name: str, *, timeout: float = 10.0,
                  identity: str = "", user_agent: str | None = None):
-        self.api = pykube.HTTPClient(config, timeout=timeout)
-        if user_agent:
-            self.api.session.headers["User-Agent"] = user_agent
+        self.api = AsyncClient(config, namespace=namespace, timeout=httpx2.Timeout(timeout), trust_env=False)
+        self.user_agent = user_agent  # kept for the log; lightkube sets its own User-Agent
         self.namespace, self.name, self.timeout = namespace, name, timeout
         self.identity = identity
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=3, thread_name_prefix="lease")
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    async def close(self) -> None:
+        await self.api.close()
 
     def describe(self) -> str:
         return f"leases/{self.name} in namespace {self.namespace}"
 
-    def _call(self, method: str, version: str, url: str, body: dict | None = None, *, write: str | None = None):
+    async def _call(self, what: str, coro: Awaitable[Any], *, write: str | None = None, missing_ok: bool = False) -> Any:
         try:
-            resp = getattr(self.api, method)(version=version, namespace=self.namespace,
-                                             url=url, timeout=self.timeout,
-                                             **({"data": json.dumps(body)} if body is not None else {}))
-        except Exception as e:  # noqa: BLE001 - requests' many connection errors
-            raise LeaseError(f"{method.upper()} {url}: {type(e).__name__}: {e}") from None
-        if write and resp.status_code < 300:
+            out = await coro
+        except ApiError as e:
+            code = int(getattr(e.status, "code", 0) or 0)
+            if code == 404 and missing_ok:
+                return None
+            msg = str(getattr(e.status, "message", "") or e)
+            if code == 409:
+                raise LeaseConflict(f"{what}: 409: {msg}") from None
+            if code == 403:
+                log.error("RBAC denies leader election: %s: %s", what, msg)
+            raise LeaseError(f"{what}: {code}: {msg}") from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - httpx's many connection errors
+            raise LeaseError(f"{what}: {type(e).__name__}: {e}") from None
+        if write:
             metrics.K8S_WRITES.labels(kind=write).inc()
-        if resp.status_code == 404 and method == "get":
-            return None
-        if resp.status_code == 409 and method in ("put", "post"):
-            raise LeaseConflict(f"{method.upper()} {url}: {resp.status_code}")
-        if resp.status_code >= 400:
-            try:
-                msg = resp.json().get("message", resp.text)
-            except ValueError:
-                msg = resp.text
-            if resp.status_code == 403:
-                log.error("RBAC denies leader election: %s %s: %s", method.upper(), url, msg)
-            raise LeaseError(f"{method.upper()} {url}: {resp.status_code}: {msg}")
-        return resp.json()
+        return out
 
-    async def _run(self, *args, **kw):
-        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: self._call(*args, **kw))
-
-    def _body(self, spec: dict, rv: str | None = None) -> dict:
+    def _lease(self, spec: dict, rv: str | None = None) -> Lease:
         meta = {"name": self.name, "namespace": self.namespace, **({"resourceVersion": rv} if rv else {})}
-        return {"apiVersion": LEASE_API, "kind": "Lease", "metadata": meta, "spec": spec}
+        return Lease.from_dict({"apiVersion": LEASE_API, "kind": "Lease", "metadata": meta, "spec": spec})
+
+    @staticmethod
+    def _rv(obj: Lease) -> str:
+        assert obj.metadata is not None and obj.metadata.resourceVersion is not None
+        return obj.metadata.resourceVersion
 
     async def get(self) -> tuple[dict, str] | None:
-        obj = await self._run("get", LEASE_API, f"leases/{self.name}")
+        obj = await self._call(f"GET leases/{self.name}", self.api.get(Lease, self.name, namespace=self.namespace), missing_ok=True)
         if obj is None:
             return None
-        return dict(obj.get("spec") or {}), obj["metadata"]["resourceVersion"]
+        return dict(obj.to_dict().get("spec") or {}), self._rv(obj)
 
     async def create(self, spec: dict) -> str:
-        obj = await self._run("post", LEASE_API, "leases", self._body(spec), write="lease")
-        return obj["metadata"]["resourceVersion"]
+        obj = await self._call("POST leases", self.api.create(self._lease(spec), namespace=self.namespace), write="lease")
+        return self._rv(obj)
 
     async def update(self, spec: dict, resource_version: str) -> str:
-        obj = await self._run("put", LEASE_API, f"leases/{self.name}", self._body(spec, resource_version), write="lease")
-        return obj["metadata"]["resourceVersion"]
+        obj = await self._call(f"PUT leases/{self.name}", self.api.replace(self._lease(spec, resource_version), namespace=self.namespace),
+                               write="lease")
+        return self._rv(obj)
 
     async def event(self, type_: str, reason: str, message: str, timeout: float = 1.0) -> None:
         """A core/v1 Event about the Lease. Best effort, bounded in time; never raises."""
-        now = dt.datetime.now(dt.timezone.utc)
-        body = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{self.name}.{uuid.uuid4().hex[:16]}", "namespace": self.namespace},
-            "involvedObject": {"apiVersion": LEASE_API, "kind": "Lease", "name": self.name, "namespace": self.namespace},
-            "type": type_, "reason": reason, "message": message[:1024],
-            "source": {"component": "rollup-operator"},
-            "reportingComponent": "rollup-operator", "reportingInstance": self.identity[:128],
-            "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "count": 1,
-        }
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        ev = Event(
+            metadata=ObjectMeta(name=f"{self.name}.{uuid.uuid4().hex[:16]}", namespace=self.namespace),
+            involvedObject=ObjectReference(apiVersion=LEASE_API, kind="Lease", name=self.name, namespace=self.namespace),
+            type=type_, reason=reason, message=message[:1024],
+            source=EventSource(component="rollup-operator"),
+            reportingComponent="rollup-operator", reportingInstance=self.identity[:128],
+            firstTimestamp=now, lastTimestamp=now, count=1,
+        )
         try:
             async with asyncio.timeout(timeout):
-                await self._run("post", "v1", "events", body, write="event")
+                await self._call("POST events", self.api.create(ev, namespace=self.namespace), write="event")
+        except asyncio.CancelledError:
+            raise
         except Exception as e:  # noqa: BLE001 - best effort
             log.warning("could not post leader election event %s: %s", reason, e)

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from . import conditions as cond
 from .decide import PROGRESSING, READY, STALLED, SUSPENDED, Progress, Verdict
+from .migration import status_migration
 from .model import JobSpec
 from .observations import Failure, JobObserved, Observation
 
@@ -68,33 +69,45 @@ def job_status(
         "message": verdict.message,
         "stats": stats,
         "stopAttempts": progress.stop_attempts or None,
-        "lastStopAttemptTime": progress.last_stop_at or previous.get("lastStopAttemptTime"),
+        "lastStopAttemptTime": now_iso(progress.last_stop_at) if progress.last_stop_at is not None else previous.get("lastStopAttemptTime"),
         "managed": True if (progress.created or previous.get("managed")) else None,
         "suspended": True if verdict.phase == SUSPENDED else None,
+        "migration": _migration(spec, obs, previous),
     }
     return status
 
 
-def apply_patch(status: Mapping[str, Any], patch: Mapping[str, Any]) -> dict:
-    """``status`` after a top-level merge patch from :func:`status_patch` (None removes a key)."""
-    out = dict(status)
-    for k, v in patch.items():
+def _migration(spec: JobSpec, obs: Observation | None, previous: Mapping[str, Any]) -> dict | None:
+    """status.migration (migration.py) from the observed job's config when the server has the job,
+    else from spec.config (already Elasticsearch-shaped); when the server could not be asked and the
+    spec has no config, the last known value stays."""
+    if isinstance(obs, JobObserved) and obs.config:
+        return status_migration(obs.config)
+    if spec.config:
+        return status_migration(spec.config)
+    if isinstance(obs, Failure) or obs is None:
+        return previous.get("migration")
+    return None
+
+
+def differs(stored: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
+    """Whether writing ``wanted`` would change ``stored``. A key whose wanted value is None is
+    wanted absent; conditions are compared whole."""
+    stored = stored or {}
+    for k, v in wanted.items():
         if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = v
-    return out
+            if stored.get(k) is not None:
+                return True
+        elif stored.get(k) != v:
+            return True
+    return False
 
 
-def merge_patches(first: Mapping[str, Any] | None, second: Mapping[str, Any]) -> dict:
-    """One JSON merge patch (RFC 7386) with the effect of applying ``first`` then ``second``."""
-    out = dict(first or {})
-    for k, v in second.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = merge_patches(out[k], v)
-        else:
-            out[k] = v
-    return out
+def applied(wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The status object to apply (server-side apply of the whole status): ``wanted`` without the
+    keys wanted absent. Fields the operator applied before and leaves out now are removed by the
+    server, since the operator's field manager owns them."""
+    return {k: v for k, v in wanted.items() if v is not None}
 
 
 def invalid_status(generation: int, message: str, previous: Mapping[str, Any] | None, now: str) -> dict:
@@ -102,27 +115,12 @@ def invalid_status(generation: int, message: str, previous: Mapping[str, Any] | 
     previous = previous or {}
     v = Verdict(STALLED, "InvalidSpec", message, previous.get("jobState") or "unknown")
     return {
+        **previous,  # the rest of the last status stays as it was (jobId, stats, ...)
         "observedGeneration": generation,
         "jobState": v.job_state,
         "conditions": cond.merge(previous.get("conditions"), verdict_conditions(v, generation), now),
         "message": message,
     }
-
-
-def status_patch(previous: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> dict | None:
-    """The JSON merge patch for ``status`` that turns ``previous`` into ``wanted``, or None if equal.
-
-    Keys whose wanted value is None are removed. Conditions are compared whole.
-    """
-    previous = previous or {}
-    patch = {}
-    for k, v in wanted.items():
-        if v is None:
-            if previous.get(k) is not None:
-                patch[k] = None
-        elif previous.get(k) != v:
-            patch[k] = v
-    return patch or None
 
 
 # --- events: one per transition ---------------------------------------------------------------

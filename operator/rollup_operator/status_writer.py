@@ -1,79 +1,149 @@
-"""Writes a RollupJob's status patches and events: in order, merged under backlog, retried until they land.
+"""The one status writer, for both kinds: whole statuses by server-side apply, then their events.
 
-Each job has an outbox of (status patch, event) pairs and at most one writer task draining it.
-The controller decides what to write; this module only gets it written. Knows nothing of
-Elasticsearch.
+``publish(target, wanted, event)`` is called by whoever rebuilt a status (the reconciler for a
+RollupJob, the sync for an ElasticsearchConnection). It updates the target's view of the stored
+status at once, and queues the write only if the rebuilt status differs and/or an event is due.
+Each object has one outbox and at most one writer task draining it, in order:
+
+* a status is written whole (``kube.apply_status``: server-side apply, field manager
+  ``rollup-operator``, forced, status subresource), so there is no diff or merge to get wrong: under
+  a backlog (a thousand jobs stopping at once) the statuses queued meanwhile collapse into the
+  newest one (an intermediate ``Stopping`` nobody could have seen is not written), and a write
+  that lands late cannot undo a newer one;
+* every queued event is posted, after the status it describes;
+* a write that fails is retried (retry.py) until it lands, the object is gone, the status itself
+  is refused (400/422), or the operator shuts down: the view was already updated, and an idle
+  object is not written again while nothing changes.
+
+Knows nothing of Elasticsearch.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
 
-from .kube import Kube, KubeError, resource_version
-from .status import merge_patches
+from . import retry
+from .kube import Kube, KubeError
+from .status import applied, differs
+from .store import resource_version
+
+log = logging.getLogger("rollup_operator")
+
+Event = tuple[str, str, str]  # (type, reason, message)
+
+
+class Target(Protocol):
+    """What the writer needs of a store entry (store.JobEntry, store.ConnectionEntry)."""
+
+    namespace: str
+    name: str
+    rv: int
+    status: dict[str, Any]
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def ref(self) -> dict[str, str]: ...
+
+
+@dataclass
+class _Outbox:
+    target: Target
+    status: dict[str, Any] | None = None
+    events: list[Event] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
 
 
 class StatusWriter:
     def __init__(self, kube: Kube, closing: Callable[[], bool]):
         self.kube = kube
         self.closing = closing
+        self._outboxes: dict[tuple[str, str, str], _Outbox] = {}
 
-    def enqueue(self, rt, patch: dict | None, event) -> None:
-        """Queue a status patch and/or an event; one writer per job drains its queue in order."""
-        rt.outbox.append((patch, event))
-        if rt.writer is None or rt.writer.done():
-            rt.writer = asyncio.create_task(self._drain(rt))
+    def publish(self, target: Target, wanted: dict[str, Any] | None, event: Event | None = None) -> bool:
+        """Queue ``wanted`` (the whole rebuilt status; None values: absent) if it differs from the
+        stored status, and ``event``. Returns whether anything was queued."""
+        write = wanted is not None and differs(target.status, wanted)
+        if not write and event is None:
+            return False
+        box = self._box(target)
+        if write:
+            assert wanted is not None
+            target.status = applied({**target.status, **wanted})  # what the stored status is once it lands
+            box.status = dict(target.status)
+        if event is not None:
+            box.events.append(event)
+        if box.task is None or box.task.done():
+            box.task = asyncio.get_running_loop().create_task(self._drain(box), name=f"status {target.kind} {target.namespace}/{target.name}")
+        return True
 
-    async def _drain(self, rt) -> None:
-        """Write a job's queued status patches and events, in order.
+    def writing(self, target: Target) -> bool:
+        """Writes of ``target`` are queued or in flight (its stored status is about to change)."""
+        box = self._outboxes.get((target.kind, target.namespace, target.name))
+        return box is not None and box.task is not None and not box.task.done()
 
-        The queue is taken only once a Kubernetes write slot is free, so under a backlog (a
-        thousand jobs stopping at once) the patches that piled up meanwhile go out as one merged
-        patch: an intermediate status nobody could have seen yet (Stopping) is folded into the
-        next one (Stopped) instead of costing its own write. Events are all posted, after the
-        status they describe.
-        """
-        while rt.outbox:
-            async with self.kube.status_slots:
-                items, rt.outbox = rt.outbox, []
-                patch: dict | None = None
-                for p, _ in items:
-                    if p is not None:
-                        patch = merge_patches(patch, p)
-                if patch is not None:
-                    obj = await self._patch_status(rt, patch)
-                    if obj is not None:
-                        rt.rv = max(rt.rv, resource_version(obj.get("metadata") or {}))
-            for _, event in items:
-                if event is not None:
-                    await self.kube.event(rt.ref, *event)
+    def _box(self, target: Target) -> _Outbox:
+        k = (target.kind, target.namespace, target.name)
+        box = self._outboxes.get(k)
+        if box is None:
+            box = self._outboxes[k] = _Outbox(target)
+        box.target = target
+        return box
 
-    async def _patch_status(self, rt, patch: dict) -> dict | None:
-        """Patch the job's status, retrying with backoff until it lands.
+    async def _drain(self, box: _Outbox) -> None:
+        try:
+            while box.status is not None or box.events:
+                async with self.kube.status_slots:
+                    status, box.status = box.status, None
+                    events, box.events = box.events, []
+                    if status is not None:
+                        obj = await self._apply(box.target, status)
+                        if obj is not None:
+                            box.target.rv = max(box.target.rv, resource_version(obj.get("metadata") or {}))
+                for event in events:
+                    await self.kube.event(box.target.ref, *event)
+        finally:
+            t = box.target
+            if box.status is None and not box.events:
+                self._outboxes.pop((t.kind, t.namespace, t.name), None)
 
-        ``rt.status`` already holds what this patch makes of the stored status, and later patches
-        are computed against it: a patch that is dropped would leave the stored status stale for
-        good (an idle job is not written again while nothing changes). So it is retried while the
-        API server is unreachable, overloaded, or refuses (a restarted API server can answer 403
-        until its RBAC caches are warm), until it lands, the object is gone (None), the patch
-        itself is refused as invalid (400/422), or the operator shuts down.
-        """
-        delay = 0.5
+    async def _apply(self, target: Target, status: dict[str, Any]) -> dict[str, Any] | None:
+        delay: float | None = None
+        what = f"{target.kind} {target.namespace}/{target.name}"
         while True:
             try:
-                return await self.kube.patch_job_status(rt.namespace, rt.name, patch)
+                return await self.kube.apply_status(target.kind, target.namespace, target.name, status)
             except KubeError as e:
                 if e.status in (400, 422):
-                    rt.log.error("cannot write status: %s", e)
+                    log.error("cannot write status of %s: %s", what, e)
                     return None
                 err: Exception = e
+            except asyncio.CancelledError:
+                raise
             except Exception as e:  # noqa: BLE001 - connection refused, timeout...
                 err = e
             if self.closing():
-                rt.log.error("cannot write status: %s", err)
+                log.error("cannot write status of %s: %s", what, err)
                 return None
-            rt.log.warning("cannot write status (%s); retrying in %gs", err, delay)
+            delay = retry.status_write_retry(delay)
+            log.warning("cannot write status of %s (%s); retrying in %gs", what, err, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
+    async def drain(self) -> None:
+        """Let the writes queued so far land (a graceful shutdown)."""
+        tasks = [b.task for b in self._outboxes.values() if b.task is not None]
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*(asyncio.shield(t) for t in tasks), return_exceptions=True)
+
+    async def abort(self) -> None:
+        """Cancel every queued and in-flight write (the operator lost the right to write)."""
+        tasks = [b.task for b in self._outboxes.values() if b.task is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._outboxes.clear()

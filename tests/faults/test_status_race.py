@@ -3,8 +3,10 @@
 Deterministic companion of the flip storms in test_flips.py (which hit this race only now and
 then under load): the operator's controller, in process, with a fake Kubernetes whose status
 patches are held, so that a watch event carrying the not-yet-updated stored status arrives while
-the operator's own patches are still queued. The patches are JSON merge patches computed against
-the operator's view of the status, so that view must not be rolled back by such an event.
+the operator's own writes are still queued. Each write is the whole status (server-side apply),
+rebuilt against the operator's view of the stored status, so that view must not be rolled back by
+such an event. Driven through the seams: the store (watch events), the reconciler's publish step
+and the one status writer.
 """
 
 import asyncio
@@ -16,18 +18,9 @@ from rollup_operator.model import job_spec_from_body
 from rollup_operator.observations import JobObserved
 
 
-def merge(target: dict, patch: dict) -> dict:
-    out = copy.deepcopy(target)
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = v
-    return out
-
-
 class HeldKube:
-    """Status patches wait for ``release``; the stored status is what the patches made of it."""
+    """Status writes wait for ``release``; each one is applied whole (server-side apply of a status
+    whose fields all belong to the operator's field manager: the stored status becomes it)."""
 
     def __init__(self, status):
         self.status = status
@@ -35,9 +28,9 @@ class HeldKube:
         self.release = asyncio.Event()
         self.status_slots = asyncio.Semaphore(16)  # as Kube: status writes in flight at once
 
-    async def patch_job_status(self, ns, name, patch):
+    async def apply_status(self, kind, ns, name, status):
         await self.release.wait()
-        self.status = merge(self.status, patch)
+        self.status = copy.deepcopy(status)
         self.rv += 1
         return {"metadata": {"resourceVersion": str(self.rv)}, "status": self.status}
 
@@ -53,7 +46,7 @@ def body(generation, desired, status, rv):
 def publish(ctl, rt, state):
     spec = job_spec_from_body(body(rt.generation, rt.spec.desired, {}, 0))
     obs = JobObserved(state)
-    ctl._publish(rt, spec, decide(spec, obs, rt.progress), obs)
+    ctl.reconciler.publish(rt, spec, decide(spec, obs, rt.progress), obs)
 
 
 async def test_a_watch_event_does_not_roll_back_queued_status_writes(report):
@@ -62,13 +55,13 @@ async def test_a_watch_event_does_not_roll_back_queued_status_writes(report):
                  "left next to Ready=True of a newer one)")
     kube = HeldKube({})
     ctl = Controller(kube)
-    ctl.closing = True  # no workers: the test drives the passes itself
+    ctl.closing = True  # no passes: the test drives the publish step itself
     # generation 1, desired stopped, job stopped: Ready (Stopped) is stored
     ctl.on_job_event("ADDED", body(1, "stopped", {}, 10))
     rt = ctl.jobs[("ns", "j")]
     kube.release.set()
     publish(ctl, rt, "stopped")
-    await rt.writer
+    await ctl.writer.drain()
     stored = kube.status
     assert stored["jobState"] == "stopped"
     # generation 2, desired started: the operator writes Starting, then Started - both held
@@ -81,7 +74,7 @@ async def test_a_watch_event_does_not_roll_back_queued_status_writes(report):
     publish(ctl, rt, "stopped")   # someone stopped it meanwhile: Ready (Stopped), jobState stopped
     wanted = copy.deepcopy(rt.status)
     kube.release.set()
-    await rt.writer
+    await ctl.writer.drain()
     row.num(stored_jobState=kube.status.get("jobState"), wanted_jobState=wanted.get("jobState"),
             stored_ready=[c["reason"] for c in kube.status["conditions"] if c["type"] == "Ready"])
     assert kube.status == wanted, {k: (kube.status.get(k), wanted.get(k)) for k in set(kube.status) | set(wanted)

@@ -6,7 +6,7 @@ import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 
 from rollup_operator.gateway import classify, redact
-from rollup_operator.observations import Failure, JobAbsent, Refused, StopTimedOut, WrongState
+from rollup_operator.observations import JobAbsent, Refused, StopTimedOut, WrongState
 
 
 def api_error(status, body, cls=elasticsearch.ApiError):

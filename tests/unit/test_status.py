@@ -4,7 +4,7 @@ from rollup_operator import conditions as cond
 from rollup_operator.decide import Progress, Verdict, advance, Action, decide
 from rollup_operator.model import JobSpec
 from rollup_operator.observations import JobObserved, StopTimedOut
-from rollup_operator.status import job_status, status_patch, transition_event, stats_to_status
+from rollup_operator.status import applied, differs, job_status, transition_event, stats_to_status
 
 
 def spec(**kw):
@@ -32,7 +32,7 @@ def test_ready_status_has_the_three_conditions_and_observed_generation():
 def test_same_world_twice_means_no_write():
     first, _ = status_for("stopped")
     again, _ = status_for("stopped", previous=first, now="2026-01-01T00:05:00Z")
-    assert status_patch(first, again) is None
+    assert not differs(first, again)
 
 
 def test_transition_time_moves_only_when_status_flips():
@@ -43,8 +43,11 @@ def test_transition_time_moves_only_when_status_flips():
     assert cond.get(stopped["conditions"], "Ready")["lastTransitionTime"] == "2026-01-01T00:00:20Z"
 
 
-def test_patch_removes_fields_that_no_longer_apply():
-    assert status_patch({"stopAttempts": 2, "jobState": "stopped"}, {"stopAttempts": None, "jobState": "stopped"}) == {"stopAttempts": None}
+def test_a_field_that_no_longer_applies_is_a_change_and_is_left_out_of_the_applied_status():
+    stored, wanted = {"stopAttempts": 2, "jobState": "stopped"}, {"stopAttempts": None, "jobState": "stopped"}
+    assert differs(stored, wanted)
+    assert applied(wanted) == {"jobState": "stopped"}
+    assert not differs({"jobState": "stopped"}, wanted)
 
 
 def test_events_on_transitions_only():
@@ -85,31 +88,38 @@ def test_stats_are_camel_case_integers():
     assert stats_to_status({"index_time_in_ms": 7, "trigger_count": 1, "junk": "x"}) == {"indexTimeInMs": 7, "triggerCount": 1}
 
 
-def test_merged_patches_have_the_effect_of_applying_both_in_order():
-    from rollup_operator.status import merge_patches
-
-    stored = {"jobState": "indexing", "stats": {"a": 1, "b": 2}, "stopAttempts": 3, "message": "x"}
-
-    def apply(doc, patch):
-        out = dict(doc)
-        for k, v in patch.items():
-            if v is None:
-                out.pop(k, None)
-            elif isinstance(v, dict) and isinstance(out.get(k), dict):
-                out[k] = apply(out[k], v)
-            else:
-                out[k] = v
-        return out
-
-    p1 = {"jobState": "stopping", "stats": {"a": 5}, "stopAttempts": None, "message": "stopping"}
-    p2 = {"jobState": "stopped", "stats": {"b": 7}, "message": "stopped", "stopAttempts": 1}
-    assert apply(stored, merge_patches(p1, p2)) == apply(apply(stored, p1), p2)
+def test_nested_objects_are_written_whole_not_merged():
+    # The case the merge-patch writer got wrong: stored stats {pagesProcessed: 1, indexFailures: 2},
+    # wanted {pagesProcessed: 3}. A whole-status apply stores exactly the wanted stats.
+    stored = {"jobState": "indexing", "stats": {"pagesProcessed": 1, "indexFailures": 2}}
+    wanted = {"jobState": "indexing", "stats": {"pagesProcessed": 3}}
+    assert differs(stored, wanted)
+    assert applied(wanted)["stats"] == {"pagesProcessed": 3}
 
 
-def test_apply_patch_is_what_the_server_makes_of_a_status_patch():
-    from rollup_operator.status import apply_patch
+# --- status.migration (migration.py): from the server's config, else spec.config ----------------
 
-    before = {"jobState": "stopping", "stopAttempts": 2, "message": "m"}
-    wanted = {"jobState": "stopped", "stopAttempts": None, "message": "m"}
-    assert apply_patch(before, status_patch(before, wanted)) == {"jobState": "stopped", "message": "m"}
-    assert before["stopAttempts"] == 2  # the input is not changed
+ES_CONFIG = {"index_pattern": "src", "rollup_index": "dst", "cron": "0 0 * * * ?", "page_size": 10,
+             "groups": {"date_histogram": {"field": "ts", "fixed_interval": "1h"}},
+             "metrics": [{"field": "v", "metrics": ["min", "max"]}]}
+
+
+def test_migration_comes_from_the_observed_config_else_the_spec_and_is_stable():
+    from rollup_operator.migration import status_migration
+    from rollup_operator.observations import Failure, JobAbsent
+
+    s = spec()
+    observed = JobObserved("stopped", {}, ES_CONFIG)
+    d = decide(s, observed, Progress())
+    st = job_status(s, d.verdict, observed, Progress(), None, "2026-01-01T00:00:00Z")
+    assert st["migration"] == status_migration(ES_CONFIG) and "downsampleable" in st["migration"]
+    again = job_status(s, d.verdict, observed, Progress(), st, "2026-01-01T00:05:00Z")
+    assert not differs(st, again)  # deterministic: no spurious write
+    # the server has no job: a managed job's spec.config (already Elasticsearch-shaped)
+    managed = spec(config={**ES_CONFIG, "groups": {"date_histogram": {"field": "ts", "calendar_interval": "1d"}}})
+    st2 = job_status(managed, d.verdict, JobAbsent(), Progress(), None, "2026-01-01T00:00:00Z")
+    assert st2["migration"] == status_migration(managed.config) != st["migration"]
+    # nothing known: unset; the server could not be asked: the last value stays
+    assert job_status(s, d.verdict, JobAbsent(), Progress(), None, "2026-01-01T00:00:00Z")["migration"] is None
+    down = Failure("ElasticsearchUnavailable", "down")
+    assert job_status(s, d.verdict, down, Progress(), st, "2026-01-01T00:00:00Z")["migration"] == st["migration"]

@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import CONNECTION_PLURAL, GROUP, VERSION, InvalidSpec, connection_spec_from_body
+from ..model import InvalidSpec, connection_spec_from_body
 
 #: exit codes (documented in README "Bringing existing jobs under management")
 EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNAUTHORIZED, EXIT_FORBIDDEN, EXIT_NOT_ES, EXIT_EXPORT, EXIT_KUBE = 2, 3, 4, 5, 6, 7, 8
@@ -95,32 +95,42 @@ def target_from_args(args: argparse.Namespace) -> Target:
 
 
 def _target_from_connection(args: argparse.Namespace) -> Target:
-    import pykube
+    from lightkube import ApiError, Client
+    from lightkube.resources.core_v1 import Secret
+
+    from ..kube import ConnectionResource, load_config
 
     ns, _, name = args.from_connection.partition("/")
     if not ns or not name:
         raise CommandError("--from-connection takes NAMESPACE/NAME", EXIT_USAGE)
+
+    def code(e: ApiError) -> int:
+        return int(getattr(e.status, "code", 0) or 0)
+
     try:
-        path = args.kubeconfig or (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0]
-        api = pykube.HTTPClient(pykube.KubeConfig.from_file(path) if path else pykube.KubeConfig.from_env())
-        r = api.get(version=f"{GROUP}/{VERSION}", namespace=ns, url=f"{CONNECTION_PLURAL}/{name}")
-        if r.status_code == 404:
-            raise CommandError(f"ElasticsearchConnection {ns}/{name} not found", EXIT_KUBE)
-        if r.status_code in (401, 403):
-            raise CommandError(f"Kubernetes refused to read ElasticsearchConnection {ns}/{name} ({r.status_code})", EXIT_KUBE)
-        r.raise_for_status()
-        spec = connection_spec_from_body(r.json())
+        api = Client(load_config(args.kubeconfig), trust_env=False)
+        try:
+            body = api.get(ConnectionResource, name, namespace=ns).to_dict()
+        except ApiError as e:
+            if code(e) == 404:
+                raise CommandError(f"ElasticsearchConnection {ns}/{name} not found", EXIT_KUBE) from None
+            if code(e) in (401, 403):
+                raise CommandError(f"Kubernetes refused to read ElasticsearchConnection {ns}/{name} ({code(e)})", EXIT_KUBE) from None
+            raise
+        spec = connection_spec_from_body(body)
         secrets: dict[str, dict[str, str]] = {}
 
         def secret(ref) -> str:
             if ref.name not in secrets:
-                s = api.get(namespace=ns, url=f"secrets/{ref.name}")
-                if s.status_code == 404:
-                    raise CommandError(f"Secret {ns}/{ref.name} named by the connection not found", EXIT_KUBE)
-                if s.status_code in (401, 403):
-                    raise CommandError(f"Kubernetes refused to read Secret {ns}/{ref.name} ({s.status_code})", EXIT_KUBE)
-                s.raise_for_status()
-                secrets[ref.name] = s.json().get("data") or {}
+                try:
+                    s = api.get(Secret, ref.name, namespace=ns)
+                except ApiError as e:
+                    if code(e) == 404:
+                        raise CommandError(f"Secret {ns}/{ref.name} named by the connection not found", EXIT_KUBE) from None
+                    if code(e) in (401, 403):
+                        raise CommandError(f"Kubernetes refused to read Secret {ns}/{ref.name} ({code(e)})", EXIT_KUBE) from None
+                    raise
+                secrets[ref.name] = s.data or {}
             raw = secrets[ref.name].get(ref.key)
             if raw is None:
                 raise CommandError(f"Secret {ns}/{ref.name} has no key {ref.key!r}", EXIT_KUBE)

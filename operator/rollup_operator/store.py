@@ -1,0 +1,218 @@
+"""The operator's cache of both kinds: what the watch delivered, in resourceVersion order.
+
+One :class:`JobEntry` per RollupJob and one :class:`ConnectionEntry` per ElasticsearchConnection,
+an index of jobs by the connection they name, and the rules for taking in a watch event (an older
+copy than the one known is ignored; a new generation starts a new :class:`Progress`, carried on
+from the stored status after a restart). No I/O, no tasks: the controller turns what
+``put_job`` / ``put_connection`` report into work-queue keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .connections import Connection
+from .decide import Progress
+from .job_config import InvalidSpec
+from .model import CONNECTION_KIND, JOB_KIND, JobSpec, job_spec_from_body
+from .observations import Observation
+
+log = logging.getLogger("rollup_operator")
+
+Key = tuple[str, str]
+
+
+def resource_version(meta: Mapping[str, Any]) -> int:
+    """metadata.resourceVersion as a number (0 if absent), to tell newer from older copies."""
+    try:
+        return int(meta.get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def key_of(body: Mapping[str, Any]) -> Key:
+    meta = body.get("metadata") or {}
+    return (str(meta.get("namespace", "")), str(meta.get("name", "")))
+
+
+def parse_time(value: Any) -> float | None:
+    """An RFC 3339 time from a status (``...Z``) as epoch seconds, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def resume(generation: int, status: Mapping[str, Any], created: bool = False) -> Progress:
+    """The progress a generation starts with.
+
+    A job this process has not worked on (e.g. after a restart) whose stored status describes this
+    very generation carries on its stop count instead of restarting it from zero: the stops already
+    sent count, and their timeouts, if any, were already announced.
+    """
+    if status.get("observedGeneration") != generation:
+        return Progress(generation=generation, created=created)
+    attempts = int(status.get("stopAttempts") or 0)
+    return Progress(generation=generation, created=created, stop_attempts=attempts, stop_timeouts=attempts,
+                    last_stop_at=parse_time(status.get("lastStopAttemptTime")))
+
+
+@dataclass(eq=False)
+class JobEntry:
+    """One RollupJob: identity, the cached object, what is known of its server job, and progress."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+    # the cached object (from the watch)
+    rv: int = 0
+    generation: int = 0
+    spec: JobSpec | None = None
+    invalid: str | None = None  # why the spec cannot be acted on
+    finalizers: tuple[str, ...] = ()
+    #: The stored status as the operator knows it: the last one it wrote (or queued), else the
+    #: watch's. Status writes are whole (server-side apply), so this is what the server holds.
+    status: dict[str, Any] = field(default_factory=dict)
+    # what is known of the server job
+    obs: Observation | None = None
+    obs_time: float = -1.0  # monotonic time the read behind ``obs`` was sent
+    need_fresh_after: float = 0.0  # a convergence claim needs a read sent after this (monotonic)
+    look_again_at: float | None = None  # a timed requeue: from then on, the cached observation is stale
+    # the reconciler's memory for this generation
+    progress: Progress = field(default_factory=Progress)
+    stop_started: float | None = None  # monotonic time of the first stop (for the stop duration metric)
+    trigger: tuple[Any, ...] | None = None  # (generation, invalid, spec): what needs a new pass when it changes
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+    @property
+    def kind(self) -> str:
+        return JOB_KIND
+
+    @property
+    def ref(self) -> dict[str, str]:
+        return {"kind": JOB_KIND, "namespace": self.namespace, "name": self.name, "uid": self.uid}
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        conn = self.spec.connection if self.spec else None
+        return logging.LoggerAdapter(log, {"job": self.name, "namespace": self.namespace, "connection": conn})
+
+    def forget_observation(self, now: float) -> None:
+        """The next pass must look at the server again, with a read sent after ``now``."""
+        self.obs = None
+        self.need_fresh_after = now
+
+
+@dataclass(eq=False)
+class ConnectionEntry:
+    namespace: str
+    name: str
+    rv: int = 0
+    generation: int | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+    conn: Connection | None = None
+    uid: str | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+    @property
+    def kind(self) -> str:
+        return CONNECTION_KIND
+
+    @property
+    def ref(self) -> dict[str, str]:
+        return {"kind": CONNECTION_KIND, "namespace": self.namespace, "name": self.name}
+
+
+class Store:
+    def __init__(self) -> None:
+        self.jobs: dict[Key, JobEntry] = {}
+        self.connections: dict[Key, ConnectionEntry] = {}
+        self._by_connection: dict[Key, set[Key]] = {}
+
+    # --- RollupJobs ----------------------------------------------------------------------------
+
+    def put_job(self, body: Mapping[str, Any], now: float, *, keep_status: bool = False) -> JobEntry | None:
+        """Take in a job's object. Returns its entry if it needs a pass, else None.
+
+        ``keep_status``: the operator's own status writes for this job are still queued; the
+        object's status predates them and must not replace what they are about to store.
+        """
+        meta = body.get("metadata") or {}
+        key = key_of(body)
+        entry = self.jobs.get(key)
+        if entry is None:
+            entry = self.jobs[key] = JobEntry(*key)
+        rv = resource_version(meta)
+        if rv and rv < entry.rv:
+            return None  # older than what is known (e.g. our own write's answer came first)
+        entry.rv = rv or entry.rv
+        entry.uid = str(meta.get("uid", entry.uid))
+        if not keep_status:
+            entry.status = dict(body.get("status") or {})
+        entry.finalizers = tuple(meta.get("finalizers") or ())
+        try:
+            spec, invalid = job_spec_from_body(body), None
+        except InvalidSpec as e:
+            spec, invalid = None, str(e)
+        generation = int(meta.get("generation") or 0)
+        trigger = (generation, invalid, spec)
+        if trigger == entry.trigger:
+            return None
+        if generation != entry.generation:
+            first_sight = entry.generation == 0
+            entry.progress = resume(generation, entry.status if first_sight else {}, entry.progress.created)
+            entry.need_fresh_after = now
+            entry.generation = generation
+        self._unindex(entry)
+        entry.trigger, entry.spec, entry.invalid = trigger, spec, invalid
+        if spec is not None:
+            self._by_connection.setdefault((spec.namespace, spec.connection), set()).add(key)
+        return entry
+
+    def delete_job(self, key: Key) -> JobEntry | None:
+        entry = self.jobs.pop(key, None)
+        if entry is not None:
+            self._unindex(entry)
+        return entry
+
+    def jobs_on(self, connection: Key) -> list[JobEntry]:
+        return [self.jobs[k] for k in list(self._by_connection.get(connection, ())) if k in self.jobs]
+
+    def _unindex(self, entry: JobEntry) -> None:
+        if entry.spec is not None:
+            self._by_connection.get((entry.spec.namespace, entry.spec.connection), set()).discard(entry.key)
+
+    # --- ElasticsearchConnections --------------------------------------------------------------
+
+    def put_connection(self, body: Mapping[str, Any], deleted: bool = False) -> tuple[ConnectionEntry | None, bool]:
+        """Take in a connection's object. Returns (entry, whether its client must be rebuilt);
+        the entry is None when the connection was deleted or the copy is older than the one known."""
+        meta = body.get("metadata") or {}
+        key = key_of(body)
+        if deleted:
+            self.connections.pop(key, None)
+            return None, True
+        entry = self.connections.get(key)
+        if entry is None:
+            entry = self.connections[key] = ConnectionEntry(*key)
+        rv = resource_version(meta)
+        if rv and rv < entry.rv:
+            return None, False
+        entry.rv = rv
+        entry.uid = meta.get("uid")
+        entry.status = dict(body.get("status") or {})
+        generation = meta.get("generation")
+        rebuild = generation != entry.generation or entry.conn is None
+        entry.generation = generation
+        return entry, rebuild
