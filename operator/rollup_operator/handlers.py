@@ -7,6 +7,7 @@ status write or a retry never costs an extra annotation patch.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -14,6 +15,17 @@ import kopf
 
 from .controller import Controller
 from .model import CONNECTION_PLURAL, GROUP, JOB_PLURAL, VERSION
+
+
+def in_cluster_server() -> str | None:
+    """The API server as the kubelet tells a Pod (KUBERNETES_SERVICE_HOST/PORT), as client-go's
+    in-cluster config reads it. kopf's own service-account login names kubernetes.default.svc,
+    which needs cluster DNS; the operator's writes already use the address (kube.load_config)."""
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:
@@ -25,7 +37,10 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         # the in-cluster service account, else ~/.kube/config.
         if os.environ.get("KUBECONFIG"):
             return kopf.login_with_kubeconfig(**kwargs)
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        info = kopf.login_with_service_account(**kwargs)
+        if info is None:
+            return kopf.login_with_kubeconfig(**kwargs)
+        return dataclasses.replace(info, server=in_cluster_server() or info.server)
 
     @kopf.on.event(GROUP, VERSION, CONNECTION_PLURAL, registry=registry)
     async def connection_event(event: dict[str, Any], **_: Any) -> None:

@@ -94,3 +94,15 @@ def test_job_ids_stored_before_the_admission_rule_are_invalid_specs(job_id, need
         job_spec_from_body({"metadata": {"name": "x"}, "spec": {"connectionRef": {"name": "es"}, "desiredState": "stopped", "jobId": job_id}})
     assert job_spec_from_body({"metadata": {"name": "x"}, "spec": {"connectionRef": {"name": "es"}, "desiredState": "stopped",
                                                                    "jobId": "a..b"}}).job_id == "a..b"
+
+
+def test_in_cluster_login_uses_the_service_address_not_cluster_dns(monkeypatch):
+    from rollup_operator.handlers import in_cluster_server
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert in_cluster_server() is None
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    assert in_cluster_server() == "https://10.0.0.1:443"
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+    assert in_cluster_server() == "https://[fd00::1]:443"
