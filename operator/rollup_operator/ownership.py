@@ -10,9 +10,10 @@ before either has asked the server, and two connections through different nodes 
 know the UUID.
 
 The oldest claim (``metadata.creationTimestamp``, then namespace/name) owns the job. Every other
-claim is a duplicate: Stalled with reason ``DuplicateJob`` naming the owner, it sends nothing to
-Elasticsearch (a deleted duplicate releases its finalizer without a call), and it becomes the owner
-by itself once the owner goes away. A claim whose connection has not asked the server yet might be
+claim is a duplicate: Stalled with reason ``DuplicateJob`` naming the owner (or with the reason its
+own connection cannot be used, such as ``Unauthorized``, which the user has to fix first; the
+owner is named in the message), it sends nothing to Elasticsearch (a deleted duplicate releases
+its finalizer without a call), and it becomes the owner by itself once the owner goes away. A claim whose connection has not asked the server yet might be
 on any cluster: if it is older, the younger claim waits (``certain=False``) instead of acting.
 
 No I/O: the store (store.py) keeps the claims; the reconciler asks before every decision.
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 
 from .decide import ADD_FINALIZER, PROGRESSING, REMOVE_FINALIZER, STALLED, Decision, Verdict
 from .model import JobSpec
-from .observations import ABSENT, UNKNOWN, JobAbsent, JobObserved, Observation
+from .observations import ABSENT, UNKNOWN, Failure, JobAbsent, JobObserved, Observation
 
 Key = tuple[str, str]
 
@@ -105,6 +106,9 @@ def duplicate(spec: JobSpec, obs: Observation, owner: Key) -> Decision:
         return Decision(Verdict(PROGRESSING, "AddingFinalizer", "adding the cleanup finalizer (deletionPolicy: Delete)", state), ADD_FINALIZER)
     if not spec.wants_finalizer and spec.has_finalizer:
         return Decision(Verdict(PROGRESSING, "RemovingFinalizer", "removing the cleanup finalizer (deletionPolicy: Retain)", state), REMOVE_FINALIZER)
+    if isinstance(obs, Failure) and not obs.transient:  # its own connection cannot be used: say that first
+        return Decision(Verdict(STALLED, obs.kind, f"{obs.message}; besides, {who} owns rollup job [{spec.job_id}] on "
+                                f"this cluster (the oldest RollupJob naming it), so this one sends nothing", state))
     msg = (f"rollup job [{spec.job_id}] on this cluster is managed by {who}, the oldest RollupJob naming it; "
            f"this one sends nothing to Elasticsearch and takes over if that one goes away")
     return Decision(Verdict(STALLED, DUPLICATE, msg, state))

@@ -11,7 +11,7 @@ import pytest
 from rollup_operator import ownership as own
 from rollup_operator.decide import ADD_FINALIZER, PROGRESSING, REMOVE_FINALIZER, STALLED
 from rollup_operator.model import FINALIZER, job_spec_from_body
-from rollup_operator.observations import JobAbsent, JobObserved
+from rollup_operator.observations import UNAUTHORIZED, UNAVAILABLE, Failure, JobAbsent, JobObserved
 from rollup_operator.ownership import Claim, Ownership, cluster_identities, normalise_url, ownership
 from rollup_operator.store import Store
 
@@ -112,6 +112,15 @@ def test_a_duplicate_is_stalled_naming_the_owner_and_never_calls():
             assert d.action is None and d.requeue_after is None
             assert d.verdict.phase == STALLED and d.verdict.reason == "DuplicateJob"
             assert "RollupJob other/owner" in d.verdict.message
+
+
+def test_a_duplicate_whose_connection_cannot_be_used_says_so_first_and_names_the_owner():
+    d = own.duplicate(spec(), Failure(UNAUTHORIZED, "Elasticsearch rejected the credentials (401)"), ("other", "owner"))
+    assert d.action is None and d.verdict.phase == STALLED and d.verdict.reason == UNAUTHORIZED
+    assert "RollupJob other/owner owns rollup job [j]" in d.verdict.message
+    # an outage does not hide the duplicate (no flapping reason while the server comes and goes)
+    d = own.duplicate(spec(), Failure(UNAVAILABLE, "cannot reach Elasticsearch"), ("other", "owner"))
+    assert d.action is None and d.verdict.reason == "DuplicateJob"
 
 
 def test_a_duplicate_keeps_its_finalizer_bookkeeping_and_releases_it_without_a_call_when_deleted():
@@ -217,3 +226,29 @@ async def test_the_younger_claim_never_calls_and_takes_over_when_the_owner_goes(
         assert [e[2] for e in kube.events if e[0] == "dup"] == ["DuplicateJob", "DuplicateResolved", "StopRequested", "Stopped"]
     finally:
         await ctl.close()
+
+
+async def test_the_duplicate_takes_over_when_the_owners_connection_points_elsewhere(emu):
+    with EmulatorThread(version="8.17.0", auto_trigger=False) as elsewhere:
+        kube = FakeKube()
+        ctl = Controller(kube, poll_interval=0.1, coalesce_window=0.01)
+        ctl.on_connection_event("ADDED", conn_body(emu.url))
+        second = conn_body(emu.url)
+        second["metadata"]["name"] = "es2"
+        ctl.on_connection_event("ADDED", copy.deepcopy(second))
+        w = World(emu, kube, ctl)
+        try:
+            emu.add_job("shared", state="stopped")
+            w.put("owner", "started", jobId="shared", connectionRef={"name": "es2"}, _meta={"creationTimestamp": "2026-12-01T10:00:00Z"})
+            w.put("dup", "stopped", jobId="shared", _meta={"creationTimestamp": "2026-12-01T10:00:05Z"})
+            await w.until(lambda: kube.ready("owner") == "Started" and kube.ready("dup") == "DuplicateJob")
+            assert emu.requests("POST", "/_rollup/job/shared/_stop") == []
+            moved = copy.deepcopy(second)
+            moved["spec"]["url"] = elsewhere.url
+            moved["metadata"].update(generation=2, resourceVersion="2")
+            ctl.on_connection_event("MODIFIED", moved)  # the owner now claims a job on another cluster
+            await w.until(lambda: kube.ready("dup") == "Stopped" and emu.job_state("shared") == "stopped")
+            assert kube.ready("owner") == "JobNotFound"  # there is no such job over there
+            assert len(emu.requests("POST", "/_rollup/job/shared/_stop")) == 1
+        finally:
+            await ctl.close()
