@@ -28,6 +28,7 @@ from elasticsearch import AsyncElasticsearch
 from . import credentials, metrics
 from .gateway import Gateway, ServerInfo
 from .model import ConnectionSpec, InvalidSpec, connection_spec_from_body
+from .ownership import cluster_identities
 from .observations import (
     FORBIDDEN,
     INVALID_CONNECTION,
@@ -76,6 +77,9 @@ class Connection:
         self._fingerprint: str | None = None
         self.insecure_warned = False  # the InsecureTransport Warning of this generation was posted (sync.py)
         self._build_lock = asyncio.Lock()
+        self._checked = False  # the server was asked (GET /) or could not be, for lack of credentials
+        #: Called when ``clusters`` changes (the controller re-indexes this connection's claims).
+        self.on_clusters: Callable[[], None] | None = None
         n = spec.max_concurrent_requests if spec else 1
         self.slots = asyncio.Semaphore(n)
         self.wait_slots = asyncio.Semaphore(n // 2)  # 0 below 2: no stop ever waits on the server
@@ -89,8 +93,26 @@ class Connection:
         creds = await credentials.resolve(self.spec, self._read_secret)
         return creds if isinstance(creds, Failure) else (creds.kwargs, creds.fingerprint)
 
+    @property
+    def clusters(self) -> frozenset[str] | None:
+        """The identities of the cluster behind this connection (ownership.py): empty until the server
+        was asked; None for a connection that cannot be used at all (an invalid spec)."""
+        if self.spec is None:
+            return None
+        if not self._checked:
+            return frozenset()
+        return cluster_identities(self.spec.urls, self.info.cluster_uuid if self.info else None)
+
     async def ensure_client(self, *, reread_secrets: bool = False) -> Failure | None:
         """Build (or rebuild, if the spec or a Secret changed) the client. Returns a failure or None."""
+        before = self.clusters
+        try:
+            return await self._ensure_client(reread_secrets)
+        finally:
+            if self.on_clusters is not None and self.clusters != before:
+                self.on_clusters()
+
+    async def _ensure_client(self, reread_secrets: bool) -> Failure | None:
         if self.invalid:
             return self.failure
         async with self._build_lock:
@@ -99,6 +121,7 @@ class Connection:
             creds = await self._credentials()
             if isinstance(creds, Failure):
                 self.failure = creds
+                self._checked = True  # nothing can be asked without credentials: the URLs identify it
                 return creds
             kwargs, fingerprint = creds
             if self.client is not None and fingerprint == self._fingerprint:
@@ -127,8 +150,11 @@ class Connection:
 
     async def _check_server(self) -> Failure | None:
         assert self.gateway is not None
-        async with self.slots:
-            info = await self.gateway.info()
+        try:
+            async with self.slots:
+                info = await self.gateway.info()
+        finally:
+            self._checked = True
         if isinstance(info, Failure):
             if info.kind == FORBIDDEN:
                 # GET / needs the cluster privilege monitor, which a manage_rollup-only user lacks.
@@ -140,7 +166,7 @@ class Connection:
             # A malformed GET / answer is (answers.py): the connection says so until the next sync.
             return info if not info.transient or info.kind == UNEXPECTED_RESPONSE else None
         number = (info.get("version") or {}).get("number", "0")
-        self.info = ServerInfo.of(number)
+        self.info = ServerInfo.of(number, info.get("cluster_uuid"))
         if self.info.major < 8:
             return Failure(UNSUPPORTED_VERSION, f"Elasticsearch {number} is not supported: the operator needs 8.0 or later (9.x works too)")
         return None

@@ -56,6 +56,7 @@ class Controller:
         if etype == "DELETED":
             if self.store.delete_job(key) is not None:
                 self.queue.cancel(key)
+            self._wake_claimants()
             return
         current = self.store.jobs.get(key)
         keep = current is not None and self.writer.writing(current)
@@ -64,6 +65,20 @@ class Controller:
         entry = self.store.put_job(body, time.monotonic(), keep_status=keep)
         if entry is not None and not self.closing:
             self.queue.add(key)
+        self._wake_claimants()
+
+    def _wake_claimants(self) -> None:
+        """A claim appeared, went or moved: every other RollupJob naming that job id whose owner
+        changed (ownership.py) gets a pass; a call it has in flight is abandoned (superseded)."""
+        for job in self.store.claims_changed():
+            if job.ownership is not None and self.store.ownership(job) != job.ownership and not self.closing:
+                self.queue.add(job.key)
+
+    def _clusters_changed(self, key: Key, conn: Connection) -> None:
+        entry = self.store.connections.get(key)
+        if entry is not None and entry.conn is conn:
+            self.store.set_clusters(key, conn.clusters)
+            self._wake_claimants()
 
     def on_connection_event(self, etype: str | None, body: dict[str, Any]) -> None:
         key = key_of(body)
@@ -86,7 +101,12 @@ class Controller:
         if task:
             task.cancel()
         if old is not None:
+            old.on_clusters = None
             asyncio.create_task(old.close())
+        if conn is not None:
+            conn.on_clusters = lambda: self._clusters_changed(key, conn)
+        self.store.set_clusters(key, conn.clusters if conn is not None and entry is not None else None)
+        self._wake_claimants()
         if conn is not None and entry is not None and not self.closing:
             self.sync_tasks[key] = asyncio.create_task(sync_loop(entry, conn, self.store, self.queue, self.writer), name=f"sync {key[0]}/{key[1]}")
         # Every job on this connection must look again, through the new client (or see it is gone).

@@ -142,15 +142,17 @@ class ServerInfo:
     deprecated: bool | None  # rollups deprecated on this version (8.11+)
     usage_rule: bool | None  # new jobs need existing rollup usage (8.15+)
     major: int = 0
+    cluster_uuid: str | None = None  # from GET /; identifies the cluster (ownership.py)
 
     @classmethod
-    def of(cls, number: str) -> "ServerInfo":
+    def of(cls, number: str, cluster_uuid: str | None = None) -> "ServerInfo":
         parts = (number.split("-")[0].split(".") + ["0", "0"])[:2]
         try:
             major, minor = int(parts[0]), int(parts[1])
         except ValueError:
             major, minor = 0, 0
-        return cls(number, deprecated=(major, minor) >= (8, 11), usage_rule=(major, minor) >= (8, 15), major=major)
+        return cls(number, deprecated=(major, minor) >= (8, 11), usage_rule=(major, minor) >= (8, 15), major=major,
+                   cluster_uuid=cluster_uuid if isinstance(cluster_uuid, str) else None)
 
 
 class Gateway:

@@ -6,7 +6,9 @@ the job changes meanwhile; a pass returns a :class:`~.workqueue.Result` saying w
 1. load: the job's entry from the store; a spec that cannot be acted on gets its status and ends;
 2. observe: the cached observation, or a fresh one from the connection's shared read; a
    convergence claim is always based on a read sent after the latest spec change;
-3. decide (pure, decide.py);
+   claim: only the owner of the server job acts (ownership.py, the claims in the store); any other
+   RollupJob naming the same job on the same cluster is Stalled (``DuplicateJob``) and sends nothing;
+3. decide (pure, decide.py; ownership.duplicate for a job that is not the owner);
 4. publish: the status rebuilt from the decision, written only if it differs, an event only on a
    transition (status_writer.py);
 5. act (actions.py), interruptibly where the action allows: a newer spec cancels the call in
@@ -24,7 +26,7 @@ import logging
 import time
 from typing import Any, Awaitable, Callable, TypeVar
 
-from . import metrics, retry
+from . import metrics, ownership, retry
 from . import conditions as cond
 from .actions import ACTIONS, KEEP, Acted, Context
 from .connections import Connection
@@ -101,13 +103,22 @@ class Reconciler:
         conn = await self.connection(spec.namespace, spec.connection)
         # 2. observe, 3. decide
         obs = await self._observe(entry, spec, conn, fresh=entry.obs is None)
-        d = decide(spec, obs, entry.progress)
-        if d.action is None and entry.obs_time < entry.need_fresh_after and not isinstance(obs, Failure):
+        own = entry.ownership = self.store.ownership(entry)  # the observation settled the connection's cluster
+        if not own.certain:  # an older claim's cluster is not known yet: neither act nor say anything
+            return Result(requeue_after=self.poll_interval)
+        if own.owner is not None:
+            d = ownership.duplicate(spec, obs, own.owner)
+        else:
+            d = decide(spec, obs, entry.progress)
+        if own.owner is None and d.action is None and entry.obs_time < entry.need_fresh_after and not isinstance(obs, Failure):
             obs = await self._observe(entry, spec, conn, fresh=True)  # claim convergence on fresh data only
             d = decide(spec, obs, entry.progress)
         if self.queue.is_superseded(entry.key):
             return DONE  # the queue runs the next pass at once, from the newer spec
         # 4. publish
+        took_over = own.owner is None and (cond.get(entry.status.get("conditions"), cond.READY) or {}).get("reason") == ownership.DUPLICATE
+        if took_over:
+            self.writer.publish(entry, None, ownership.resolved_event(spec))
         self.publish(entry, spec, d, obs)
         # 5. act, 6. requeue
         if d.action is None:
@@ -134,6 +145,7 @@ class Reconciler:
         action = d.action
         assert action is not None
         impl = ACTIONS[action.kind]
+        assert entry.ownership is None or entry.ownership.owner is None or not impl.needs_connection, "a duplicate never calls"
         ctx = Context(entry, spec, action, obs, conn, self.kube, self.poll_interval)
         acted: Acted | None
         if impl.interruptible:

@@ -1,7 +1,8 @@
 """The operator's cache of both kinds: what the watch delivered, in resourceVersion order.
 
 One :class:`JobEntry` per RollupJob and one :class:`ConnectionEntry` per ElasticsearchConnection,
-an index of jobs by the connection they name, and the rules for taking in a watch event (an older
+an index of jobs by the connection they name, the claims (ownership.py: which RollupJobs name which
+job id on which cluster, by job id and cluster identity), and the rules for taking in a watch event (an older
 copy than the one known is ignored; a new generation starts a new :class:`Progress`, carried on
 from the stored status after a restart). No I/O, no tasks: the controller turns what
 ``put_job`` / ``put_connection`` report into work-queue keys.
@@ -19,6 +20,7 @@ from .decide import Progress
 from .job_config import InvalidSpec
 from .model import CONNECTION_KIND, JOB_KIND, JobSpec, job_spec_from_body
 from .observations import Observation
+from .ownership import Claim, Ownership, ownership
 
 log = logging.getLogger("rollup_operator")
 
@@ -87,6 +89,9 @@ class JobEntry:
     progress: Progress = field(default_factory=Progress)
     stop_started: float | None = None  # monotonic time of the first stop (for the stop duration metric)
     trigger: tuple[Any, ...] | None = None  # (generation, invalid, spec): what needs a new pass when it changes
+    created: float = 0.0  # metadata.creationTimestamp (epoch seconds): the older claim owns the job
+    #: The ownership the last pass acted on (None: no pass yet); a claim change that alters it wakes the job.
+    ownership: Ownership | None = None
 
     @property
     def key(self) -> Key:
@@ -120,6 +125,8 @@ class ConnectionEntry:
     status: dict[str, Any] = field(default_factory=dict)
     conn: Connection | None = None
     uid: str | None = None
+    #: The cluster's identities (Connection.clusters): empty while unknown, None while unusable.
+    clusters: frozenset[str] | None = None
 
     @property
     def key(self) -> Key:
@@ -139,6 +146,11 @@ class Store:
         self.jobs: dict[Key, JobEntry] = {}
         self.connections: dict[Key, ConnectionEntry] = {}
         self._by_connection: dict[Key, set[Key]] = {}
+        #: Claims by job id: RollupJob key -> the identities of the cluster it names the job on.
+        self._claims: dict[str, dict[Key, frozenset[str]]] = {}
+        self._claimed: dict[Key, str] = {}  # RollupJob key -> the job id it claims
+        #: Job ids whose claims changed since ``claims_changed`` was last called.
+        self._changed_ids: set[str] = set()
 
     # --- RollupJobs ----------------------------------------------------------------------------
 
@@ -158,6 +170,7 @@ class Store:
             return None  # older than what is known (e.g. our own write's answer came first)
         entry.rv = rv or entry.rv
         entry.uid = str(meta.get("uid", entry.uid))
+        entry.created = parse_time(meta.get("creationTimestamp")) or entry.created
         if not keep_status:
             entry.status = dict(body.get("status") or {})
         entry.finalizers = tuple(meta.get("finalizers") or ())
@@ -178,12 +191,14 @@ class Store:
         entry.trigger, entry.spec, entry.invalid = trigger, spec, invalid
         if spec is not None:
             self._by_connection.setdefault((spec.namespace, spec.connection), set()).add(key)
+        self._claim(entry)
         return entry
 
     def delete_job(self, key: Key) -> JobEntry | None:
         entry = self.jobs.pop(key, None)
         if entry is not None:
             self._unindex(entry)
+            self._unclaim(entry)
         return entry
 
     def jobs_on(self, connection: Key) -> list[JobEntry]:
@@ -192,6 +207,65 @@ class Store:
     def _unindex(self, entry: JobEntry) -> None:
         if entry.spec is not None:
             self._by_connection.get((entry.spec.namespace, entry.spec.connection), set()).discard(entry.key)
+
+    # --- claims: which RollupJobs name which job on which cluster (ownership.py) ----------------
+
+    def _claim(self, entry: JobEntry) -> None:
+        """(Re-)index the entry's claim: its job id on its connection's cluster, if it can act at all."""
+        spec = entry.spec
+        conn = self.connections.get((spec.namespace, spec.connection)) if spec is not None else None
+        if spec is None or conn is None or conn.clusters is None:
+            self._unclaim(entry)
+            return
+        if self._claimed.get(entry.key) != spec.job_id:
+            self._unclaim(entry)
+        claims = self._claims.setdefault(spec.job_id, {})
+        if claims.get(entry.key) != conn.clusters:
+            claims[entry.key] = conn.clusters
+            self._claimed[entry.key] = spec.job_id
+            self._changed_ids.add(spec.job_id)
+
+    def _unclaim(self, entry: JobEntry) -> None:
+        job_id = self._claimed.pop(entry.key, None)
+        if job_id is None:
+            return
+        claims = self._claims.get(job_id, {})
+        claims.pop(entry.key, None)
+        self._changed_ids.add(job_id)
+        if not claims:
+            self._claims.pop(job_id, None)
+
+    def ownership(self, entry: JobEntry) -> Ownership:
+        """Who owns the job ``entry`` names (an entry that claims nothing acts as its own owner)."""
+        spec = entry.spec
+        claims = self._claims.get(spec.job_id, {}) if spec is not None else {}
+        if entry.key not in claims:
+            return Ownership()
+        assert spec is not None
+        return ownership(self._claim_of(entry.key, claims[entry.key]),
+                         (self._claim_of(k, c) for k, c in claims.items()))
+
+    def _claim_of(self, key: Key, clusters: frozenset[str]) -> Claim:
+        job = self.jobs.get(key)
+        return Claim(key, job.created if job is not None else 0.0, clusters)
+
+    def claimants(self, job_id: str) -> list[JobEntry]:
+        """Every entry that claims ``job_id``, on any cluster."""
+        return [self.jobs[k] for k in self._claims.get(job_id, {}) if k in self.jobs]
+
+    def claims_changed(self) -> list[JobEntry]:
+        """The claimants of every job id whose claims changed since the last call (their owner may
+        have changed: the controller wakes those whose ownership did)."""
+        ids, self._changed_ids = self._changed_ids, set()
+        return [e for job_id in sorted(ids) for e in self.claimants(job_id)]
+
+    def set_clusters(self, connection: Key, clusters: frozenset[str] | None) -> None:
+        """The connection's cluster identities changed (built, asked the server, rebuilt, deleted)."""
+        entry = self.connections.get(connection)
+        if entry is not None:
+            entry.clusters = clusters
+        for job in self.jobs_on(connection):
+            self._claim(job)
 
     # --- ElasticsearchConnections --------------------------------------------------------------
 
