@@ -4,13 +4,14 @@ request that reaches the Elasticsearch Service from an operator Pod, with its so
 
 The emulator's request log has method, path, status, timestamp and user, but no client address,
 and both replicas log in as the same user; so which Pod sent a request is read off the wire: an
-AF_PACKET socket on the node's CNI bridge (the host routes Pod traffic, without SNAT) sees the
+AF_PACKET socket on the host (Pods' veths are the host's; Pod-to-Service traffic is not SNATed) sees the
 first segment of every request, whose request line and source IP say who asked for what. Kernel
 timestamps (SO_TIMESTAMP) and the Lease's MicroTimes come from the same clock (one machine).
 """
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import json
 import socket
@@ -22,7 +23,17 @@ import urllib.parse
 from dataclasses import dataclass
 
 SO_TIMESTAMP = 29  # Linux: struct timeval in the ancillary data of every packet
+SO_ATTACH_FILTER = 26
 ETH_P_ALL = 0x0003
+
+
+def _bpf_tcp_dst_port(port: int) -> list[tuple[int, int, int, int]]:
+    """Classic BPF for `ip and tcp dst port PORT` on Ethernet frames (what `tcpdump -dd` prints)."""
+    return [(0x28, 0, 0, 12), (0x15, 0, 8, 0x0800),   # ldh [12]; jeq IPv4 else drop
+            (0x30, 0, 0, 23), (0x15, 0, 6, 6),        # ldb [23]; jeq TCP else drop
+            (0x28, 0, 0, 20), (0x45, 4, 0, 0x1FFF),   # ldh [20]; jset fragment offset -> drop
+            (0xB1, 0, 0, 14), (0x48, 0, 0, 16),       # ldxb 4*([14]&0xf); ldh [x+16] (dst port)
+            (0x15, 0, 1, port), (0x06, 0, 0, 262144), (0x06, 0, 0, 0)]
 METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ")
 
 
@@ -101,9 +112,13 @@ class WireRequest:
 
 
 class WireTap:
-    """HTTP requests to TCP port ``port`` seen on interface ``iface`` (root, Linux)."""
+    """HTTP requests to TCP port ``port`` seen on any interface of this host (root, Linux).
 
-    def __init__(self, iface: str, port: int = 9200) -> None:
+    Not only the bridge: with br_netfilter, a Pod's packet to a ClusterIP is DNATed at the bridge
+    and forwarded between two of its ports, never crossing the bridge device; on the veths it is
+    seen (twice: the sender's and the receiver's), and the kernel's filter keeps only that port."""
+
+    def __init__(self, port: int = 9200) -> None:
         self.port = port
         self.requests: list[WireRequest] = []
         self._seen: set[tuple[str, int, int]] = set()
@@ -111,7 +126,10 @@ class WireTap:
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-        self._sock.bind((iface, 0))
+        prog = _bpf_tcp_dst_port(port)
+        self._filter = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *ins) for ins in prog))
+        fprog = struct.pack("HL", len(prog), ctypes.addressof(self._filter))
+        self._sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
         self._sock.settimeout(0.5)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -147,7 +165,7 @@ class WireTap:
         if not payload.startswith(METHODS):
             return
         src = socket.inet_ntoa(ip[12:16])
-        key = (src, sport, seq)  # the same segment is seen on the veth's bridge port and after DNAT
+        key = (src, sport, seq)  # the same segment is seen on several interfaces, before and after DNAT
         line = payload.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
         if len(line) < 2:
             return

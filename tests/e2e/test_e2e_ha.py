@@ -21,7 +21,7 @@ import time
 import pytest
 
 from . import ops
-from .ha_observe import LeaseWatch, WireTap
+from .ha_observe import LeaseWatch, WireTap, micro_time
 from .providers import OP_NS, OPERATOR_USER, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow,
@@ -37,9 +37,7 @@ def ha(cluster):
     watch = LeaseWatch(["kubectl", "--kubeconfig", cluster.kubeconfig], OP_NS, LEASE)
     tap = None
     if hasattr(cluster, "node"):  # local-node: the host routes the Pod network over its bridge
-        from tests.harness.node_host import BRIDGE
-
-        tap = WireTap(BRIDGE)
+        tap = WireTap(9200)
     wait_for(lambda: watch.holder(), 60, "a holder in the Lease watch")
     try:
         yield cluster, watch, tap
@@ -49,12 +47,16 @@ def ha(cluster):
             tap.close()
 
 
-def segments(history) -> list[dict]:
-    """The Lease's holders in order: {holder, start (acquireTime, or the release's renewTime), last (its last write)}."""
+def segments(history, restart_at: float | None = None) -> list[dict]:
+    """The Lease's holders in order: {holder, start (acquireTime, or the release's renewTime), last (its last
+    write)}. With restart_at (the holder's process was killed then), the holder's first write after it
+    starts a new segment: its restarted container (same Pod, same identity) took the Lease back."""
     out: list[dict] = []
     for r in history:
-        if not out or out[-1]["holder"] != r.holder:
-            start = r.acquire if r.holder else r.renew
+        restarted = (restart_at is not None and out and out[-1]["holder"] == r.holder and r.renew > restart_at
+                     and out[-1]["last"] <= restart_at)
+        if not out or out[-1]["holder"] != r.holder or restarted:
+            start = r.renew if restarted or not r.holder else r.acquire
             out.append({"holder": r.holder, "start": start, "last": r.renew, "transitions": r.transitions})
         else:
             out[-1]["last"] = r.renew
@@ -93,9 +95,13 @@ def destructive(rec: dict) -> bool:
     return rec["method"] in ("PUT", "DELETE") or (rec["method"] == "POST" and p.endswith("/_start"))
 
 
-def scenario(c, watch: LeaseWatch, tap: WireTap | None, label: str, name: str, stop_delay: float, disrupt) -> None:
+def scenario(c, watch: LeaseWatch, tap: WireTap | None, label: str, name: str, stop_delay: float, disrupt,
+             killed: bool = False) -> dict:
+    """killed: the leader's process is SIGKILLed; its Pod stays, and its restarted container may take
+    the Lease back (same identity) before the other replica's lease duration runs out."""
     ops.make_slow_job(c, name, stop_delay=stop_delay)
-    old = ops.acting_pod(c)["metadata"]["name"]
+    leader = ops.acting_pod(c)
+    old = leader["metadata"]["name"]
     assert watch.holder() == old, (watch.holder(), old)
     ips = {p["status"]["podIP"]: p["metadata"]["name"] for p in ops.operator_pods(c)}
     t_start = time.time()
@@ -104,7 +110,7 @@ def scenario(c, watch: LeaseWatch, tap: WireTap | None, label: str, name: str, s
     def timed_disrupt(pods):
         assert c.es.emulated is False or c.es.job_state(name) == "stopping"  # still stopping at the disruption
         marks["disrupt"] = time.time()
-        disrupt(old)
+        disrupt(leader)
 
     facts = ops.disrupt_mid_stop(c, name, timed_disrupt)
     if label == "rollout restart":
@@ -113,9 +119,13 @@ def scenario(c, watch: LeaseWatch, tap: WireTap | None, label: str, name: str, s
             {p["metadata"]["name"] for p in ops.operator_pods(c)} & facts["before"]), 120, "the restarted Pods")
     for p in ops.operator_pods(c):
         ips[p["status"]["podIP"]] = p["metadata"]["name"]
-    new = wait_for(lambda: (lambda h: h if h and h != old else None)(watch.holder()), 60, "a new Lease holder")
+    if killed:
+        new = wait_for(lambda: next((r.holder for r in watch.history() if r.holder and r.renew > marks["disrupt"]), None),
+                       60, "a Lease write after the kill")
+    else:
+        new = wait_for(lambda: (lambda h: h if h and h != old else None)(watch.holder()), 60, "a new Lease holder")
     t_end = time.time()
-    segs = [s for s in segments(watch.history()) if s["end"] >= t_start - 30]
+    segs = [s for s in segments(watch.history(), marks["disrupt"] if killed else None) if s["end"] >= t_start - 30]
     handed = [s for s in segs if s["holder"] and s["start"] >= marks["disrupt"] - 0.5]
     assert handed and handed[-1]["holder"] == new, (segs, new)
     first_new = handed[0]
@@ -180,13 +190,14 @@ def scenario(c, watch: LeaseWatch, tap: WireTap | None, label: str, name: str, s
     print(f"HA detail: {label}: {json.dumps(detail)}")
     assert not problems, "\n".join(problems)
     ops.assert_converged_once(c, name, facts)
+    return {"disrupt": marks["disrupt"], "segments": segs, "handed": handed, "old": old, "new": new}
 
 
 def test_delete_leader_pod_with_grace(ha):
     c, watch, tap = ha
 
     def delete(pod):
-        c.kubectl("-n", OP_NS, "delete", "pod", pod, "--wait=false")
+        c.kubectl("-n", OP_NS, "delete", "pod", pod["metadata"]["name"], "--wait=false")
 
     scenario(c, watch, tap, "delete pod (grace)", "ha-grace", 15, delete)
 
@@ -195,7 +206,7 @@ def test_force_delete_leader_pod(ha):
     c, watch, tap = ha
 
     def force(pod):
-        c.kubectl("-n", OP_NS, "delete", "pod", pod, "--grace-period=0", "--force", "--wait=false")
+        c.kubectl("-n", OP_NS, "delete", "pod", pod["metadata"]["name"], "--grace-period=0", "--force", "--wait=false")
 
     scenario(c, watch, tap, "delete pod --grace-period=0 --force", "ha-force", 30, force)
 
@@ -207,3 +218,28 @@ def test_rollout_restart(ha):
         c.kubectl("-n", OP_NS, "rollout", "restart", "deploy/rollup-operator")
 
     scenario(c, watch, tap, "rollout restart", "ha-restart", 30, restart)
+
+
+def test_sigkill_of_the_leader_process(ha):
+    """Not one of the three disruptions issue 13 names, but the one the others turned out not to be:
+    with `--grace-period=0 --force` the kubelet still sends SIGTERM (and SIGKILL only 2 s later), so
+    the Lease is released. A crash or the OOM killer sends SIGKILL at once: no release."""
+    c, watch, tap = ha
+    if not hasattr(c, "node"):
+        pytest.skip("SIGKILL of a container's processes from the host needs the local-node provider")
+
+    def kill(pod):
+        ops.sigkill_pod_processes(c, pod)
+
+    out = scenario(c, watch, tap, "SIGKILL of the leader's process", "ha-kill", 30, kill, killed=True)
+    # it really died: the kubelet restarted the container after a SIGKILL exit, and the first Lease
+    # write after the kill is the restarted container's (or the other replica's), not a renewal by
+    # the old process
+    pod = c.get("-n", OP_NS, "pod", out["old"])
+    cs = pod["status"]["containerStatuses"][0]
+    assert cs["restartCount"] >= 1 and cs["lastState"]["terminated"]["exitCode"] == 137, cs
+    started = micro_time(cs["state"]["running"]["startedAt"])  # whole seconds
+    first = out["handed"][0]
+    assert first["start"] >= started, (first, cs["state"])
+    print(f"HA detail: SIGKILL: container restarted {started - out['disrupt']:+.2f} s after the kill (1 s resolution), "
+          f"Lease written by {first['holder']} {first['start'] - out['disrupt']:.2f} s after the kill")
