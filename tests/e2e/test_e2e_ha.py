@@ -71,9 +71,9 @@ def holder_at(segs: list[dict], t: float) -> str:
     return next((s["holder"] for s in segs if s["start"] <= t < s["end"]), "?")
 
 
-def attribute(emu_log: list[dict], wire: list, ips: dict[str, str]) -> tuple[list[tuple[dict, str]], list]:
+def attribute(emu_log: list[dict], wire: list, ips: dict[str, str]) -> tuple[list[tuple[dict, str, float]], list]:
     """Pair every logged operator request with the wire request it was (same method and path, seen on
-    the wire before the emulator started on it); returns (record, pod) pairs and unpaired records."""
+    the wire before the emulator started on it); returns (record, pod, sent at) and unpaired records."""
     pool = [w for w in wire if w.src in ips]
     pairs, unpaired = [], []
     for rec in sorted(emu_log, key=lambda r: r["timestamp"]):
@@ -84,8 +84,20 @@ def attribute(emu_log: list[dict], wire: list, ips: dict[str, str]) -> tuple[lis
             continue
         w = cands[-1]
         pool.remove(w)
-        pairs.append((rec, ips[w.src]))
+        pairs.append((rec, ips[w.src], w.t))
     return pairs, unpaired
+
+
+def not_holding(pairs, segs) -> list[tuple]:
+    """Requests sent by a Pod that did not hold the Lease at the instant it sent them."""
+    return [(r["method"], r["path"], t, pod, holder_at(segs, t)) for r, pod, t in pairs if holder_at(segs, t) != pod]
+
+
+def interleaved(pairs) -> list[str] | None:
+    """The senders' runs in time order if a replica sent again after another had sent (else None)."""
+    senders = [pod for _r, pod, _t in sorted(pairs, key=lambda x: x[2])]
+    runs = [p for i, p in enumerate(senders) if i == 0 or senders[i - 1] != p]
+    return runs if len(runs) != len(set(runs)) else None
 
 
 def destructive(rec: dict) -> bool:
@@ -135,7 +147,8 @@ def scenario(c, watch: LeaseWatch, tap: WireTap | None, label: str, name: str, s
     log = c.es.requests()
     wire = tap.between(t_start - 1) if tap is not None else []
     by_pod: dict[str, list[float]] = {}
-    calls_handover = "n/a"
+    calls_handover: int | str = "n/a"
+    pairs: list[tuple[dict, str, float]] = []
     problems: list[str] = []
     if log is not None:
         ops_log = [r for r in log if r.get("user") == OPERATOR_USER and t_start <= r["timestamp"] <= t_end]
@@ -146,27 +159,23 @@ def scenario(c, watch: LeaseWatch, tap: WireTap | None, label: str, name: str, s
             pairs, unpaired = attribute(ops_log, wire, ips)
             if unpaired:
                 problems.append(f"requests in the emulator's log not seen on the wire: {unpaired[:5]}")
-            wrong = [(r["method"], r["path"], r["timestamp"], pod, holder_at(segs, r["timestamp"]))
-                     for r, pod in pairs if holder_at(segs, r["timestamp"]) != pod]
+            wrong = not_holding(pairs, segs)
             if wrong:
                 problems.append(f"requests from a Pod that did not hold the Lease: {wrong}")
-            for r, pod in pairs:
-                by_pod.setdefault(pod, []).append(r["timestamp"])
+            for _r, pod, t in pairs:
+                by_pod.setdefault(pod, []).append(t)
             # never interleaved: the senders, in time order, change only at a hand-over
-            senders = [pod for _r, pod in sorted(pairs, key=lambda x: x[0]["timestamp"])]
-            runs = [p for i, p in enumerate(senders) if i == 0 or senders[i - 1] != p]
-            if len(runs) != len(set(runs)):
+            runs = interleaved(pairs)
+            if runs:
                 problems.append(f"requests from the replicas interleaved: {runs}")
-            # sent between the disruption and the acquisition by the Pod that holds the Lease at the end
-            calls_handover = sum(1 for r, _p in pairs if marks["disrupt"] <= r["timestamp"] < handed[-1]["start"])
             # the job was still stopping when the new leader took over: it sent _stop itself
-            new_stops = [r for r, pod in pairs if pod == new and r["path"] == f"/_rollup/job/{name}/_stop"]
+            new_stops = [r for r, pod, _t in pairs if pod == new and r["path"] == f"/_rollup/job/{name}/_stop"]
             if not new_stops:
                 problems.append(f"{new} never sent a stop of {name}: the hand-over did not happen mid-stop")
         dups = len(dup)
     else:
         dups = "n/a (no request log)"
-    gaps = []
+    gaps, windows = [], []
     for a, b in zip([prev] + handed, handed):
         i = segs.index(a)
         after = segs[i + 1] if i + 1 < len(segs) else None
@@ -176,6 +185,11 @@ def scenario(c, watch: LeaseWatch, tap: WireTap | None, label: str, name: str, s
             calls = [t for t in by_pod.get(a["holder"], []) if t < b["start"]]
             end_a = max([a["last"]] + calls)
         gaps.append(b["start"] - end_a)
+        windows.append((end_a, b["start"]))
+    if tap is not None and log is not None:  # requests sent while nobody led (0 unless something is wrong)
+        calls_handover = sum(1 for _r, _p, t in pairs if any(a <= t < b for a, b in windows))
+        if calls_handover:
+            problems.append(f"{calls_handover} requests sent while no replica held the Lease: {windows}")
     released = any(s["holder"] == "" and s["start"] >= marks["disrupt"] - 0.5 for s in segs)
     print(f"\nHA figure: {label}: no-leader gap {sum(gaps):.2f} s, calls during hand-over {calls_handover}, "
           f"duplicate destructive calls {dups}")
@@ -185,6 +199,7 @@ def scenario(c, watch: LeaseWatch, tap: WireTap | None, label: str, name: str, s
               "acquire_to_first_call_s": None if first_call is None else round(first_call - first_new["start"], 2),
               "converged_after_disrupt_s": round(facts["seconds"], 1),
               "calls_by_pod": {p: len(ts) for p, ts in by_pod.items()},
+              "old_leader_calls_after_disruption": sum(1 for _r, p, t in pairs if p == old and t >= marks["disrupt"]),
               "wire_requests_not_logged": None if tap is None else len(
                   [w for w in wire if w.src in ips and t_start <= w.t <= t_end]) - sum(map(len, by_pod.values()))}
     print(f"HA detail: {label}: {json.dumps(detail)}")
