@@ -187,7 +187,8 @@ def scenario(c, watch: LeaseWatch, tap: WireTap | None, label: str, name: str, s
         gaps.append(b["start"] - end_a)
         windows.append((end_a, b["start"]))
     if tap is not None and log is not None:  # requests sent while nobody led (0 unless something is wrong)
-        calls_handover = sum(1 for _r, _p, t in pairs if any(a <= t < b for a, b in windows))
+        # (exclusive at the start: a killed leader's window starts at its own last request)
+        calls_handover = sum(1 for _r, _p, t in pairs if any(a < t < b for a, b in windows))
         if calls_handover:
             problems.append(f"{calls_handover} requests sent while no replica held the Lease: {windows}")
     released = any(s["holder"] == "" and s["start"] >= marks["disrupt"] - 0.5 for s in segs)
