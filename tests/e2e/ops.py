@@ -160,3 +160,28 @@ def rbac_docs() -> list[dict]:
     """The RBAC objects manifests/ declares: rbac.yaml (and the leader-election Role where the
     manifests have one)."""
     return [d for d in manifest_docs() if d["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")]
+
+
+def sigkill_pod_processes(c: Cluster, pod: dict) -> list[int]:
+    """SIGKILL every process of the Pod's (first) container from the host, as a crash or the OOM
+    killer would: no SIGTERM, no release. Local-node only (the node is this machine); the container's
+    processes are those whose cgroup path names the container ID."""
+    import os
+    import signal
+
+    if not hasattr(c, "node"):
+        raise E2EError("killing a container's processes needs the node's /proc (local-node provider)")
+    cid = pod["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
+    pids = []
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{p}/cgroup") as f:
+                if cid in f.read():
+                    pids.append(int(p))
+        except OSError:
+            continue
+    if not pids:
+        raise E2EError(f"no process on this host is in a cgroup of container {cid}")
+    for p in pids:
+        os.kill(p, signal.SIGKILL)
+    return pids
