@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from . import retry
 from .connections import ROTATED, Connection, Rotated
-from .decide import Action, Progress, stop_sent
+from .decide import Action, Progress, stop_abandoned, stop_sent
 from .kube import Kube, KubeError
 from .model import FINALIZER, JobSpec
 from .observations import Failure, JobObserved, Observation, Outcome, StopTimedOut
@@ -92,8 +92,22 @@ async def _stop(ctx: Context) -> Acted | None:
         await asyncio.sleep(gap)  # a spec change cancels this wait (the action is interruptible)
     entry.stop_started = entry.stop_started or time.monotonic()
     entry.progress = stop_sent(entry.progress, time.time())
-    res = await conn.stop(spec.job_id, wait_wanted=spec.wait_for_completion, timeout=spec.stop_timeout,
-                          timeout_s=spec.stop_timeout_s, still_wanted=ctx.still_wanted, log=entry.log)
+    generation, sent = entry.progress.generation, False
+
+    def on_send() -> None:
+        nonlocal sent
+        sent = True
+        entry.progress = stop_sent(entry.progress, time.time())
+
+    try:
+        res = await conn.stop(spec.job_id, wait_wanted=spec.wait_for_completion, timeout=spec.stop_timeout,
+                              timeout_s=spec.stop_timeout_s, still_wanted=ctx.still_wanted, log=entry.log, on_send=on_send)
+    except asyncio.CancelledError:
+        # Abandoned with the request sent (shutdown, or a newer spec): it was an attempt all the
+        # same. The reconciler persists the count if the operator is shutting down.
+        if sent and entry.progress.generation == generation:
+            entry.progress = stop_abandoned(entry.progress)
+        raise
     if res is None:
         return None
     if res is ROTATED:

@@ -220,9 +220,11 @@ class Connection:
         return out
 
     async def stop(self, job_id: str, *, wait_wanted: bool, timeout: str, timeout_s: float,
-                   still_wanted: Wanted, log: logging.LoggerAdapter[logging.Logger]) -> tuple[Outcome, Observation | None] | Rotated | None:
+                   still_wanted: Wanted, log: logging.LoggerAdapter[logging.Logger],
+                   on_send: Callable[[], None] | None = None) -> tuple[Outcome, Observation | None] | Rotated | None:
         """Stop a job: with the server's wait while a waiting slot is free, else a quick stop
-        confirmed by the shared poll within ``timeout_s``. Returns (outcome, what it showed of the job)."""
+        confirmed by the shared poll within ``timeout_s``. Returns (outcome, what it showed of the job).
+        ``on_send`` is called as the request goes out (it holds a slot)."""
         gw = await self.gateway_or_failure()
         if isinstance(gw, Failure):
             return gw, None
@@ -235,6 +237,8 @@ class Connection:
                 return None
             log.info("stop rollup job [%s] (%s)", job_id,
                      f"wait_for_completion, timeout {timeout}" if wait else "server does not wait; confirming by shared reads")
+            if on_send is not None:
+                on_send()
             out = await gw.stop(job_id, wait=wait, timeout=timeout, timeout_s=timeout_s, request_timeout=self.spec.request_timeout_s)
         if await self._after_401(out, used) is ROTATED:
             return ROTATED

@@ -136,6 +136,7 @@ class Controller:
     async def close(self, *, drain: bool = True) -> None:
         """Stop every pass and sync. ``drain``: let the queued status writes land; else cancel them."""
         self.closing = True
+        self.writer.frozen = self.writer.frozen or not drain  # once frozen (run cancelled), never thawed
         for t in self.sync_tasks.values():
             t.cancel()
         await self.queue.shutdown()

@@ -78,6 +78,8 @@ class Decision:
     action: Action | None = None
     #: Look again after this many seconds even if nothing changes (None: only on change/sync).
     requeue_after: float | None = None
+    #: The server changed behind the operator's back (see ``drifted``): announce it once.
+    drift: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,10 @@ class Progress:
     last_action: str | None = None
     last_stop_at: float | None = None  # wall-clock time (epoch seconds) of the latest stop call
     created: bool = False  # the operator created this job (status.managed)
+    #: The server state of the latest successful observation, while that observation showed the
+    #: job converged for this generation; None when it did not (or nothing was seen yet). A failed
+    #: observation (unreachable, TLS, 5xx) leaves it as it is: not knowing is not a change.
+    converged: str | None = None
 
 
 def _observed_state(obs: Observation) -> str:
@@ -118,6 +124,32 @@ def _failure(spec: JobSpec, failure: Failure, progress: Progress, obs_state: str
 
 def decide(spec: JobSpec, obs: Observation, progress: Progress) -> Decision:
     """What to do next for one RollupJob, and what its status should say meanwhile."""
+    d = _decide(spec, obs, progress)
+    return replace(d, drift=True) if drifted(spec, obs, progress, d) else d
+
+
+def drifted(spec: JobSpec, obs: Observation, progress: Progress, d: Decision) -> bool:
+    """Drift: a successful observation contradicts the spec after an earlier successful one had
+    shown the job converged for this generation. A failed observation is not an observation of a
+    different state, so an outage is never drift (and a change that happened during one is still
+    drift when the server answers again). Not while suspended or deleting."""
+    if progress.converged is None or isinstance(obs, Failure) or spec.suspend or spec.deleting:
+        return False
+    if spec.wants_finalizer != spec.has_finalizer:
+        return False  # finalizer bookkeeping, not the server
+    return d.verdict.phase not in (READY, SUSPENDED)
+
+
+def settle(progress: Progress, obs: Observation, d: Decision) -> Progress:
+    """Remember what this pass's decision showed for the next drift check (pure): a successful
+    observation records whether the job is converged; a failed one changes nothing."""
+    if isinstance(obs, Failure):
+        return progress
+    converged = obs.state if isinstance(obs, JobObserved) and d.verdict.phase == READY else None
+    return progress if converged == progress.converged else replace(progress, converged=converged)
+
+
+def _decide(spec: JobSpec, obs: Observation, progress: Progress) -> Decision:
     state = _observed_state(obs)
     jid = spec.job_id
 
@@ -262,6 +294,12 @@ def advance(progress: Progress, action: Action, outcome: Outcome) -> Progress:
 def stop_sent(progress: Progress, at: float) -> Progress:
     """A stop call is about to be sent at wall-clock time ``at`` (pure)."""
     return replace(progress, last_stop_at=at)
+
+
+def stop_abandoned(progress: Progress) -> Progress:
+    """A stop call was sent and then abandoned before its answer (the operator shut down, or the
+    pass was interrupted): it still counts as an attempt of this generation (pure)."""
+    return replace(progress, stop_attempts=progress.stop_attempts + 1, last_action="stop")
 
 
 def read_failed(progress: Progress) -> Progress:

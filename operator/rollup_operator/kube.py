@@ -3,7 +3,7 @@
 On lightkube's async client (see the README's design section for why): status is written by
 server-side apply of the whole status through the status subresource (field manager
 ``rollup-operator``, forced), finalizers by a merge patch guarded by resourceVersion, events
-created, Secrets and connections read. No thread pool: every call is a coroutine on the loop.
+created and counted (event_recorder.py), Secrets and connections read. No thread pool: every call is a coroutine on the loop.
 Knows nothing of Elasticsearch.
 """
 
@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import logging
 import os
 import socket
-import uuid
+import time
 from typing import Any, Mapping
 
 import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.config.client_adapter import verify_cluster
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.models.core_v1 import EventSource, ObjectReference
-from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event, Secret
 from lightkube.types import PatchType
 
@@ -148,28 +145,41 @@ class Kube:
 
     # --- Events --------------------------------------------------------------------------
 
-    async def event(self, ref: Mapping[str, Any], type_: str, reason: str, message: str, *, name: str | None = None) -> None:
-        """Post a core/v1 Event about a RollupJob or ElasticsearchConnection. Never raises.
+    async def create_event(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a core/v1 Event (the event recorder builds it and decides when: event_recorder.py)."""
+        async with self.event_slots:
+            obj = await self._call(f"create event {body.get('reason')}", self.api.create(Event.from_dict(body), namespace=namespace), write="event")
+        return _plain(obj) or {}
 
-        ``name``: a fixed Event name, so that an Event meant to be posted once is not posted again
-        (after a restart, say) while the first still exists; the 409 that follows is expected."""
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-        ev = Event(
-            metadata=ObjectMeta(name=name or f"{ref['name']}.{uuid.uuid4().hex[:16]}", namespace=ref["namespace"]),
-            involvedObject=ObjectReference(apiVersion=API_VERSION, kind=ref.get("kind", JOB_KIND), name=ref["name"],
-                                           namespace=ref["namespace"], uid=ref.get("uid")),
-            type=type_, reason=reason, message=message[:1024],
-            source=EventSource(component=self.component),
-            reportingComponent=self.component, reportingInstance=self.instance,
-            firstTimestamp=now, lastTimestamp=now, count=1,
-        )
+    async def patch_event(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch an Event the operator posted (count, lastTimestamp); None if it is gone."""
+        async with self.event_slots:
+            obj = await self._call(f"patch event {name}", self.api.patch(Event, name, patch, namespace=namespace, patch_type=PatchType.MERGE),
+                                   missing_ok=True, write="event")
+        return _plain(obj)
+
+    async def event_once(self, ref: Mapping[str, Any], type_: str, reason: str, message: str, *, name: str) -> None:
+        """Post a core/v1 Event under a fixed name, meant to be posted once (not after a restart
+        either, while the first still exists: the 409 that follows is expected). Never raises.
+        Repeated events go through the event recorder (event_recorder.py) instead."""
+        from .event_recorder import rfc3339
+
+        now = rfc3339(time.time())
+        body = {
+            "metadata": {"name": name, "namespace": ref["namespace"]},
+            "involvedObject": {"apiVersion": API_VERSION, "kind": ref.get("kind", JOB_KIND), "name": ref["name"],
+                               "namespace": ref["namespace"], "uid": ref.get("uid")},
+            "type": type_, "reason": reason, "message": message[:1024],
+            "source": {"component": self.component, "host": self.instance},
+            "reportingComponent": self.component, "reportingInstance": self.instance,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
         try:
-            async with self.event_slots:
-                await self._call(f"create event {reason}", self.api.create(ev, namespace=ref["namespace"]), write="event")
+            await self.create_event(ref["namespace"], body)
         except asyncio.CancelledError:
             raise
         except KubeError as e:
-            if not (name and e.status == 409):
+            if e.status != 409:
                 log.warning("could not post event %s for %s/%s: %s", reason, ref["namespace"], ref["name"], e)
         except Exception as e:  # noqa: BLE001 - events are best effort
             log.warning("could not post event %s for %s/%s: %s", reason, ref["namespace"], ref["name"], e)

@@ -30,7 +30,7 @@ from . import metrics, ownership, retry
 from . import conditions as cond
 from .actions import ACTIONS, KEEP, Acted, Context
 from .connections import Connection
-from .decide import READY, Decision, advance, decide, observation_after, read_failed, read_succeeded
+from .decide import READY, Decision, advance, decide, observation_after, read_failed, read_succeeded, settle
 from .kube import Kube
 from .model import JobSpec
 from .observations import CONNECTION_NOT_FOUND, Failure, Observation
@@ -84,6 +84,7 @@ class Reconciler:
         try:
             return await self._pass(entry)
         except asyncio.CancelledError:
+            self.persist_abandoned_stop(entry)
             raise
         except Exception:  # noqa: BLE001 - a bug must not end the job's reconciliation for good
             entry.log.exception("unexpected error while reconciling; retrying in %gs", retry.CRASHED_PASS_S)
@@ -185,11 +186,24 @@ class Reconciler:
     def publish(self, entry: JobEntry, spec: JobSpec, d: Decision, obs: Observation) -> None:
         metrics.RECONCILES.labels(result=d.verdict.phase).inc()
         wanted = job_status(spec, d.verdict, obs, entry.progress, entry.status, now_iso())
-        event = transition_event(entry.status, spec, d.verdict, entry.progress)
+        event = transition_event(entry.status, spec, d.verdict, entry.progress, d.drift)
+        entry.progress = settle(entry.progress, obs, d)  # what the next pass's drift check compares with
         if d.verdict.phase == READY and d.verdict.reason == "Stopped" and entry.stop_started is not None:
             metrics.STOP_DURATION.observe(time.monotonic() - entry.stop_started)
             entry.stop_started = None
         self.writer.publish(entry, wanted, event)
+
+    def persist_abandoned_stop(self, entry: JobEntry) -> None:
+        """A pass cancelled with a stop call in flight (SIGTERM: the controller cancels every pass
+        and then lets the queued writes land) counted that call (decide.stop_abandoned); write the
+        count so that the next operator carries it on (store.resume)."""
+        p = entry.progress
+        stored = entry.status.get("stopAttempts") or 0
+        if p.stop_attempts <= stored or entry.status.get("observedGeneration") != p.generation:
+            return
+        wanted = {"stopAttempts": p.stop_attempts,
+                  "lastStopAttemptTime": now_iso(p.last_stop_at) if p.last_stop_at is not None else None}
+        self.writer.publish(entry, {k: v for k, v in wanted.items() if v is not None})
 
     def publish_invalid(self, entry: JobEntry) -> None:
         wanted = invalid_status(entry.generation, entry.invalid or "invalid spec", entry.status, now_iso())

@@ -85,7 +85,7 @@ async def run_operator(args: argparse.Namespace, stop: asyncio.Event | None = No
         if args.http_port:
             runner = await _serve_http(args.http_host, args.http_port, controller, ready_kopf)
         log.info("rollup-operator starting: %s", f"namespaces {', '.join(namespaces)}" if namespaces else "all namespaces")
-        await kopf.operator(
+        op = asyncio.ensure_future(kopf.operator(
             registry=registry,
             settings=settings,
             standalone=True,  # one replica (Deployment strategy Recreate); no peering objects needed
@@ -94,7 +94,17 @@ async def run_operator(args: argparse.Namespace, stop: asyncio.Event | None = No
             liveness_endpoint=args.liveness_endpoint,
             ready_flag=ready_kopf,
             stop_flag=stop,
-        )
+        ))
+        try:
+            await asyncio.wait({op})  # a cancellation of this task arrives here, before kopf sees it
+        except asyncio.CancelledError:
+            # Nothing more may be written, not even by kopf's cleanup handler (controller.close
+            # with drain), which kopf runs while it winds down from a cancellation.
+            controller.writer.frozen = True
+            op.cancel()
+            await asyncio.gather(op, return_exceptions=True)
+            raise
+        op.result()
     except asyncio.CancelledError:
         await asyncio.shield(controller.close(drain=False))  # nothing more is sent
         raise

@@ -131,32 +131,28 @@ _WARNING_REASONS = frozenset({"ElasticsearchUnavailable", "TLSError", "DeletionB
 _EVENT_REASON = {"Stopping": "StopRequested", "Starting": "StartRequested"}
 
 
-def transition_event(previous: Mapping[str, Any] | None, spec: JobSpec, verdict: Verdict, progress: Progress) -> tuple[str, str, str] | None:
+def transition_event(previous: Mapping[str, Any] | None, spec: JobSpec, verdict: Verdict, progress: Progress,
+                     drift: bool = False) -> tuple[str, str, str] | None:
     """The Event (type, reason, message) that this pass's verdict warrants, or None.
 
     An Event is posted when the Ready reason changes (stop requested, stopped, an error...), and
-    once when a stop first times out; never for a pass that changes nothing. A job that was Ready
-    for this same generation and now needs an action has drifted: that is named as such.
+    once when a stop first times out; never for a pass that changes nothing. ``drift`` (the
+    decision's: decide.drifted) names the transition as drift: the server changed behind the
+    operator's back. An outage is a transition to its failure reason, never drift.
     """
     from .observations import StopTimedOut
 
     previous = previous or {}
     ready = cond.get(previous.get("conditions"), cond.READY) or {}
     prev_reason = ready.get("reason")
+    if drift:
+        return ("Warning", "DriftDetected", f"the server reports rollup job [{spec.job_id}] as {verdict.job_state} but desiredState is {spec.desired}: {verdict.message}")
     if verdict.reason == prev_reason:
         if verdict.reason == "Stopping" and isinstance(progress.last_outcome, StopTimedOut) and progress.stop_timeouts == 1:
             return ("Normal", "StopTimedOut", verdict.message)
         return None
     if verdict.reason in _QUIET_REASONS:
         return None
-    if (
-        prev_reason in ("Stopped", "Started")
-        and previous.get("observedGeneration") == spec.generation
-        and ready.get("status") == "True"
-        and verdict.phase != READY
-        and not spec.deleting
-    ):
-        return ("Warning", "DriftDetected", f"the server reports rollup job [{spec.job_id}] as {verdict.job_state} but desiredState is {spec.desired}: {verdict.message}")
     type_ = "Warning" if verdict.phase == STALLED or verdict.reason in _WARNING_REASONS else "Normal"
     return (type_, _EVENT_REASON.get(verdict.reason, verdict.reason), verdict.message)
 

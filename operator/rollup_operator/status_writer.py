@@ -10,7 +10,8 @@ Each object has one outbox and at most one writer task draining it, in order:
   a backlog (a thousand jobs stopping at once) the statuses queued meanwhile collapse into the
   newest one (an intermediate ``Stopping`` nobody could have seen is not written), and a write
   that lands late cannot undo a newer one;
-* every queued event is posted, after the status it describes;
+* every queued event is posted, after the status it describes, through the event recorder
+  (event_recorder.py: a repeat of an Event already posted is a count on it, as client-go does);
 * a write that fails is retried (retry.py) until it lands, the object is gone, the status itself
   is refused (400/422), or the operator shuts down: the view was already updated, and an idle
   object is not written again while nothing changes.
@@ -27,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from . import retry
+from .event_recorder import EventRecorder
 from .kube import Kube, KubeError
+from .model import API_VERSION
 from .status import applied, differs
 from .store import resource_version
 
@@ -63,13 +66,16 @@ class StatusWriter:
     def __init__(self, kube: Kube, closing: Callable[[], bool]):
         self.kube = kube
         self.closing = closing
+        self.recorder = EventRecorder(kube, component=kube.component, instance=kube.instance, api_version=API_VERSION)
         self._outboxes: dict[tuple[str, str, str], _Outbox] = {}
+        #: Set when the operator lost the right to write (close without drain): publish nothing more.
+        self.frozen = False
 
     def publish(self, target: Target, wanted: dict[str, Any] | None, event: Event | None = None) -> bool:
         """Queue ``wanted`` (the whole rebuilt status; None values: absent) if it differs from the
         stored status, and ``event``. Returns whether anything was queued."""
         write = wanted is not None and differs(target.status, wanted)
-        if not write and event is None:
+        if self.frozen or not write and event is None:
             return False
         box = self._box(target)
         if write:
@@ -106,7 +112,7 @@ class StatusWriter:
                         if obj is not None:
                             box.target.rv = max(box.target.rv, resource_version(obj.get("metadata") or {}))
                 for event in events:
-                    await self.kube.event(box.target.ref, *event)
+                    await self.recorder.record(box.target.ref, *event)
         finally:
             t = box.target
             if box.status is None and not box.events:

@@ -55,13 +55,21 @@ def resume(generation: int, status: Mapping[str, Any], created: bool = False) ->
 
     A job this process has not worked on (e.g. after a restart) whose stored status describes this
     very generation carries on its stop count instead of restarting it from zero: the stops already
-    sent count, and their timeouts, if any, were already announced.
+    sent count, and their timeouts, if any, were already announced; a Ready status is where the
+    drift check starts from.
     """
     if status.get("observedGeneration") != generation:
         return Progress(generation=generation, created=created)
     attempts = int(status.get("stopAttempts") or 0)
     return Progress(generation=generation, created=created, stop_attempts=attempts, stop_timeouts=attempts,
-                    last_stop_at=parse_time(status.get("lastStopAttemptTime")))
+                    last_stop_at=parse_time(status.get("lastStopAttemptTime")), converged=_converged(status))
+
+
+def _converged(status: Mapping[str, Any]) -> str | None:
+    """The server state a stored status saw the job converged in (Ready=True), for the drift check."""
+    ready = next((c for c in status.get("conditions") or () if isinstance(c, dict) and c.get("type") == "Ready"), {})
+    state = status.get("jobState")
+    return state if ready.get("status") == "True" and isinstance(state, str) and state not in ("absent", "unknown") else None
 
 
 @dataclass(eq=False)

@@ -54,7 +54,7 @@ async def warn_insecure_transport(entry: ConnectionEntry, conn: Connection, writ
     conn.insecure_warned = True
     ref = {**entry.ref, "uid": entry.uid}
     name = credentials.insecure_event_name(conn.name, entry.uid, entry.generation)
-    await writer.kube.event(ref, "Warning", credentials.INSECURE_TRANSPORT, warning, name=name)
+    await writer.kube.event_once(ref, "Warning", credentials.INSECURE_TRANSPORT, warning, name=name)
 
 
 def wake_changed_jobs(key: Key, snap: Snapshot, store: Store, queue: WorkQueue[Key]) -> int:

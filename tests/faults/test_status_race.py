@@ -27,6 +27,7 @@ class HeldKube:
         self.rv = 10
         self.release = asyncio.Event()
         self.status_slots = asyncio.Semaphore(16)  # as Kube: status writes in flight at once
+        self.component, self.instance = "rollup-operator", "test"  # the event recorder's source
 
     async def apply_status(self, kind, ns, name, status):
         await self.release.wait()
@@ -34,8 +35,11 @@ class HeldKube:
         self.rv += 1
         return {"metadata": {"resourceVersion": str(self.rv)}, "status": self.status}
 
-    async def event(self, *a, **kw):
-        pass
+    async def create_event(self, ns, body):
+        return body
+
+    async def patch_event(self, ns, name, patch):
+        return {"metadata": {"name": name}, **patch}
 
 
 def body(generation, desired, status, rv):

@@ -112,5 +112,5 @@ def test_manifests_rbac_is_exactly_what_the_operator_uses(kubectl, installed):
     expected = {("rollup.esops.dev", "rollupjobs", v) for v in ("get", "list", "watch", "patch")}
     expected |= {("rollup.esops.dev", "elasticsearchconnections", v) for v in ("get", "list", "watch")}
     expected |= {("rollup.esops.dev", r, v) for r in ("rollupjobs/status", "elasticsearchconnections/status") for v in ("get", "patch")}
-    expected |= {("", "secrets", "get"), ("", "events", "create")}
+    expected |= {("", "secrets", "get"), ("", "events", "create"), ("", "events", "patch")}
     assert granted == expected

@@ -215,3 +215,62 @@ def test_failed_reads_count_toward_backoff_and_a_good_read_ends_the_streak():
     assert p.failures == 3
     assert decide(spec(backoff=Backoff(1.0, 60.0)), Failure("ElasticsearchUnavailable", "down"), p).requeue_after == 8.0
     assert read_succeeded(p).failures == 0
+
+
+# --- drift: a change seen between two successful observations, never an outage --------------------
+
+
+def _converged(s, state):
+    from rollup_operator.decide import settle
+    return settle(Progress(), seen(state), decide(s, seen(state), Progress()))
+
+
+def test_an_unreachable_server_is_not_drift_and_its_return_is_not_either():
+    from rollup_operator.decide import settle
+    s = spec()
+    p = _converged(s, "stopped")
+    assert p.converged == "stopped"
+    down = Failure("ElasticsearchUnavailable", "cannot reach Elasticsearch")
+    d = decide(s, down, p)
+    assert not d.drift and d.verdict.reason == "ElasticsearchUnavailable"
+    p = settle(p, down, d)
+    assert p.converged == "stopped"  # not knowing is not a change
+    d = decide(s, seen("stopped"), p)
+    assert not d.drift and d.verdict.phase == READY
+
+
+def test_a_change_during_an_outage_is_drift_when_the_server_answers_again():
+    from rollup_operator.decide import settle
+    s = spec()
+    p = _converged(s, "stopped")
+    down = Failure("ElasticsearchUnavailable", "x")
+    p = settle(p, down, decide(s, down, p))
+    d = decide(s, seen("started"), p)
+    assert d.drift and d.action == Action("stop")
+
+
+def test_drift_is_announced_once_then_the_correction_converges_again():
+    from rollup_operator.decide import settle
+    s = spec(desired="started")
+    p = _converged(s, "indexing")
+    d = decide(s, seen("stopped"), p)
+    assert d.drift and d.action == Action("start")
+    p = settle(p, seen("stopped"), d)
+    assert p.converged is None
+    assert not decide(s, seen("stopped"), p).drift  # the same contradiction again is not news
+    assert not decide(s, seen("started"), p).drift
+
+
+def test_no_drift_before_convergence_while_suspended_or_deleting():
+    s = spec()
+    assert not decide(s, seen("started"), Progress()).drift  # the operator has not converged it yet
+    p = _converged(s, "stopped")
+    assert not decide(spec(suspend=True), seen("started"), p).drift
+    assert not decide(spec(deleting=True, has_finalizer=True, deletion_policy="Delete"), seen("started"), p).drift
+    assert decide(s, JobAbsent(), p).drift  # vanished behind the operator's back
+
+
+def test_a_stop_abandoned_in_flight_counts_as_an_attempt():
+    from rollup_operator.decide import stop_abandoned
+    p = advance(Progress(), Action("stop"), StopTimedOut("stopping"))
+    assert stop_abandoned(p).stop_attempts == 2

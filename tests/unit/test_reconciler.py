@@ -27,6 +27,7 @@ class FakeKube:
         self.connections: dict[tuple, dict] = {}
         self.status_slots = asyncio.Semaphore(16)
         self.event_slots = asyncio.Semaphore(4)
+        self.component, self.instance = "rollup-operator", "test"
         self.ctl: Controller | None = None
         self.bodies: dict[tuple, dict] = {}
 
@@ -53,8 +54,17 @@ class FakeKube:
         return {"metadata": {"name": name, "namespace": ns, "labels": {"rollup.esops.dev/credentials": "true"}},
                 "stringData": {"username": "elastic", "password": "pw"}}
 
-    async def event(self, ref, type_, reason, message, *, name=None):
+    async def event_once(self, ref, type_, reason, message, *, name):
         self.events.append((ref["name"], type_, reason))
+
+    async def create_event(self, ns, body):
+        self.events.append((body["involvedObject"]["name"], body["type"], body["reason"]))
+        return {**body, "metadata": {**body["metadata"], "resourceVersion": "1"}}
+
+    async def patch_event(self, ns, name, patch):  # a repeat, counted on the Event (event_recorder.py)
+        ev = next((e for e in self.events if e[0] == name.rsplit(".", 1)[0]), None)
+        self.events.append((name.rsplit(".", 1)[0], ev[1] if ev else "?", ev[2] if ev else "?"))
+        return {"metadata": {"name": name}, **patch}
 
     def job(self, name, ns="ns"):
         return self.status.get(("RollupJob", ns, name), {})
@@ -217,3 +227,19 @@ async def test_close_without_drain_cancels_calls_in_flight_and_writes_nothing_mo
     assert not ctl.queue.busy(("ns", "c1"))
     await asyncio.sleep(0.3)
     assert kube.writes == writes
+
+
+async def test_graceful_close_counts_the_stop_in_flight_and_writes_it(emu):
+    kube = FakeKube()
+    ctl = Controller(kube, poll_interval=0.1, coalesce_window=0.01)
+    ctl.on_connection_event("ADDED", conn_body(emu.url))
+    w = World(emu, kube, ctl)
+    emu.add_job("g1", state="indexing", stop_delay=30.0)
+    w.put("g1", "stopped", stop={"timeout": "20s"})
+    await w.until(lambda: kube.ready("g1") == "Stopping" and emu.job_state("g1") == "stopping")  # the stop arrived
+    await asyncio.sleep(0.1)
+    assert not kube.job("g1").get("stopAttempts")  # the call is still waiting on the server
+    await ctl.close(drain=True)  # SIGTERM
+    st = kube.job("g1")
+    assert st["stopAttempts"] == 1 and st["lastStopAttemptTime"]
+    assert kube.ready("g1") == "Stopping"

@@ -1,9 +1,9 @@
 """Status and events: rebuilt each pass, written only on change, events only on transitions."""
 
 from rollup_operator import conditions as cond
-from rollup_operator.decide import Progress, Verdict, advance, Action, decide
+from rollup_operator.decide import Progress, Verdict, advance, Action, decide, settle
 from rollup_operator.model import JobSpec
-from rollup_operator.observations import JobObserved, StopTimedOut
+from rollup_operator.observations import Failure, JobObserved, StopTimedOut
 from rollup_operator.status import applied, differs, job_status, transition_event, stats_to_status
 
 
@@ -70,12 +70,23 @@ def test_first_stop_timeout_gives_one_event_later_ones_none():
     assert transition_event(stopping, s, decide(s, JobObserved("stopping"), p2).verdict, p2) is None
 
 
-def test_drift_from_a_ready_job_is_named():
+def test_drift_is_named_when_the_decision_says_so():
     s = spec()
     ready, _ = status_for("stopped")
-    d = decide(s, JobObserved("started"), Progress())
-    type_, reason, msg = transition_event(ready, s, d.verdict, Progress())
+    p = settle(Progress(), JobObserved("stopped"), decide(s, JobObserved("stopped"), Progress()))
+    d = decide(s, JobObserved("started"), p)
+    assert d.drift
+    type_, reason, msg = transition_event(ready, s, d.verdict, p, d.drift)
     assert (type_, reason) == ("Warning", "DriftDetected") and "started" in msg
+
+
+def test_an_outage_of_a_ready_job_is_its_failure_reason_not_drift():
+    s = spec()
+    ready, _ = status_for("stopped")
+    p = settle(Progress(), JobObserved("stopped"), decide(s, JobObserved("stopped"), Progress()))
+    d = decide(s, Failure("ElasticsearchUnavailable", "cannot reach Elasticsearch"), p)
+    assert not d.drift
+    assert transition_event(ready, s, d.verdict, p, d.drift)[:2] == ("Warning", "ElasticsearchUnavailable")
 
 
 def test_stalled_reasons_are_warnings():
