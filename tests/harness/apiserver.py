@@ -54,8 +54,12 @@ DEFAULT_SA_NAME = "rollup-operator"
 
 
 def ensure_built(progress: Progress | None = print) -> Path:
-    """Build (or reuse the cached) apiserver harness binary and return its path."""
-    return build_go_binary(SRC_DIR, BINARY_NAME, progress=progress)
+    """Build (or reuse the cached) apiserver harness binary and return its path. It is stamped with
+    its ``k8s.io/kubernetes`` version (as the node binary is), so clients such as helm see a real
+    version instead of ``v0.0.0-master``."""
+    from .node_build import k8s_version, ldflags
+
+    return build_go_binary(SRC_DIR, BINARY_NAME, progress=progress, ldflags=ldflags(k8s_version(SRC_DIR)))
 
 
 def api_client(kubeconfig: str | Path):
