@@ -36,9 +36,13 @@ async def _serve_http(host: str, port: int, controller: Any, ready: asyncio.Even
             return web.Response(text="ok\n")
         return web.Response(status=503, text="starting\n")
 
+    async def healthz(_request: web.Request) -> web.Response:  # the event loop answers: alive
+        return web.Response(text="ok\n")
+
     app = web.Application()
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/healthz", healthz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -56,6 +56,10 @@ def test_deployment_available_as_manifests_say(installed):
     assert all(ops.ready(p) for p in pods)
     assert all(cs["restartCount"] == 0 for p in pods for cs in p["status"]["containerStatuses"])
     assert c.http_get(pod, 8080, "/healthz")[0] == 200
+    # the liveness probe's target answers on every replica, the standby's too (kopf, and so its own
+    # liveness endpoint on 8080, runs on the leader only: probing that would restart the standby)
+    assert spec["livenessProbe"]["httpGet"]["port"] in ("metrics", 9090)
+    assert all(c.http_get(p, 9090, "/healthz")[0] == 200 for p in pods)
     assert c.http_get(pod, 9090, "/readyz")[0] == 200
     code, metrics = c.http_get(pod, 9090, "/metrics")
     assert code == 200 and "# TYPE" in metrics and "python_info" in metrics, metrics[:300]
