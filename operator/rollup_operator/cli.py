@@ -66,34 +66,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _serve_http(host: str, port: int, is_ready):
-    """/metrics, /readyz and /healthz of a --leader-elect process, leader or standby (a plain run
-    serves them from runtime.run_operator)."""
-    from aiohttp import web
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-    async def metrics_view(_request):
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def readyz(_request):
-        if is_ready():
-            return web.Response(text="ok\n")
-        return web.Response(status=503, text="starting\n")
-
-    async def healthz(_request):  # the event loop answers: alive (leader or standby)
-        return web.Response(text="ok\n")
-
-    app = web.Application()
-    app.router.add_get("/metrics", metrics_view)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    return runner
-
-
 async def _operate(args: argparse.Namespace, stop: asyncio.Event) -> None:
     """The whole operator, through runtime.run_operator, while this replica leads. Cancelled
     (leadership lost): every call in flight is cancelled and nothing more is sent."""
@@ -125,7 +97,9 @@ async def _run(args: argparse.Namespace) -> int:
 
     runner = None
     if args.http_port:
-        runner = await _serve_http(args.http_host, args.http_port, is_ready)
+        from .runtime import serve_http
+
+        runner = await serve_http(args.http_host, args.http_port, is_ready)
     try:
         return await _lead(args, stop, state)
     finally:

@@ -17,14 +17,16 @@ import argparse
 import asyncio
 import logging
 import os
-from typing import Any
+from typing import Any, Callable
 
 from . import retry
 
 log = logging.getLogger("rollup_operator")
 
 
-async def _serve_http(host: str, port: int, controller: Any, ready: asyncio.Event) -> Any:
+async def serve_http(host: str, port: int, is_ready: Callable[[], bool]) -> Any:
+    """/metrics, /readyz (``is_ready()``) and /healthz (the event loop answers: alive), for a plain
+    run and for a --leader-elect process, leader or standby, alike."""
     from aiohttp import web
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -32,11 +34,11 @@ async def _serve_http(host: str, port: int, controller: Any, ready: asyncio.Even
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def readyz(_request: web.Request) -> web.Response:
-        if ready.is_set() and not controller.closing:
+        if is_ready():
             return web.Response(text="ok\n")
         return web.Response(status=503, text="starting\n")
 
-    async def healthz(_request: web.Request) -> web.Response:  # the event loop answers: alive
+    async def healthz(_request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
     app = web.Application()
@@ -87,7 +89,7 @@ async def run_operator(args: argparse.Namespace, stop: asyncio.Event | None = No
     namespaces = args.namespace
     try:
         if args.http_port:
-            runner = await _serve_http(args.http_host, args.http_port, controller, ready_kopf)
+            runner = await serve_http(args.http_host, args.http_port, lambda: ready_kopf.is_set() and not controller.closing)
         log.info("rollup-operator starting: %s", f"namespaces {', '.join(namespaces)}" if namespaces else "all namespaces")
         op = asyncio.ensure_future(kopf.operator(
             registry=registry,
