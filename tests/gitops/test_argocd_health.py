@@ -23,7 +23,9 @@ from rollup_operator.decide import Progress, decide
 from rollup_operator.model import job_spec_from_body
 from rollup_operator.observations import (
     FORBIDDEN,
-    SECRET_NOT_FOUND,
+    SECRET_KEY_NOT_FOUND,
+    SECRET_NOT_ALLOWED,
+    SECRET_UNREADABLE,
     UNAUTHORIZED,
     UNAVAILABLE,
     Failure,
@@ -245,7 +247,7 @@ def test_connected_is_healthy(health):
     assert message == "Elasticsearch 8.17.4 is reachable; 2 rollup job(s) on the cluster"
 
 
-@pytest.mark.parametrize("kind", [UNAUTHORIZED, FORBIDDEN, SECRET_NOT_FOUND])
+@pytest.mark.parametrize("kind", [UNAUTHORIZED, FORBIDDEN, SECRET_NOT_ALLOWED, SECRET_KEY_NOT_FOUND, SECRET_UNREADABLE])
 def test_connection_stalled_is_degraded(health, kind):
     failure = Failure(kind, f"{kind}: something to fix")
     assert health(CONN_LUA, conn_with_status(failure)) == ("Degraded", failure.message)

@@ -121,7 +121,8 @@ def test_existing_job_with_other_config_is_a_conflict_naming_the_fields():
 @pytest.mark.parametrize("kind,phase", [
     ("ElasticsearchUnavailable", PROGRESSING), ("TLSError", PROGRESSING),
     ("Unauthorized", STALLED), ("Forbidden", STALLED), ("NotElasticsearch", STALLED),
-    ("ConnectionNotFound", STALLED), ("SecretNotFound", STALLED), ("UnsupportedVersion", STALLED),
+    ("ConnectionNotFound", STALLED), ("SecretNotAllowed", STALLED), ("SecretKeyNotFound", STALLED), ("SecretUnreadable", STALLED),
+    ("UnsupportedVersion", STALLED),
 ])
 def test_failures_map_to_their_reason(kind, phase):
     d = decide(spec(), Failure(kind, "details"), Progress())
