@@ -17,17 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .decide import READY, Action, Decision, Progress
-from .observations import (
-    Done,
-    Failure,
-    JobAbsent,
-    JobObserved,
-    Observation,
-    Outcome,
-    Refused,
-    StopTimedOut,
-    WrongState,
-)
+from .observations import Done, Failure, JobAbsent, JobObserved, Observation, Outcome, Refused, StopTimedOut, WrongState
 
 
 def advance(progress: Progress, action: Action, outcome: Outcome) -> Progress:
