@@ -240,7 +240,12 @@ def test_a_missing_secret_and_an_unlabelled_one_look_the_same(cluster, emulator,
     if server.count():
         problems.append(f"{server.count()} requests reached the server")
     row.check(not problems, "; ".join(problems))
+    # the operator's log (INFO) does not tell either: no line about the Secret (before: a request line each
+    # sync, "404 Not Found" while missing and "200 OK" once created)
+    about_secret = [line for line in op.logs().splitlines() if "secrets/probe" in line]
+    row.num(log_lines_about_the_secret=len(about_secret))
     assert "PROBE-PW" not in op.logs() and op.alive() and _tracebacks(op) == 0
+    assert not about_secret, about_secret[:4]
     assert not problems, problems
 
 
