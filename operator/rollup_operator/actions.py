@@ -3,7 +3,7 @@
 Each function gets the pass's :class:`Context` and returns an :class:`Acted` (the outcome, and
 what it showed of the server job) or None when the pass must decide again (the spec moved on
 while the call queued for a slot). How an outcome changes the job's progress is the pure
-``decide.advance``; what it says of the server, ``decide.observation_after``. A new action is one
+``bookkeeping.advance``; what it says of the server, ``bookkeeping.observation_after``. A new action is one
 entry here and one rule in decide.py.
 """
 
@@ -16,7 +16,8 @@ from typing import Any, Awaitable, Callable
 
 from . import retry
 from .connections import ROTATED, Connection, Rotated
-from .decide import Action, Progress, stop_abandoned, stop_sent
+from .bookkeeping import stop_abandoned, stop_sent
+from .decide import Action, Progress
 from .kube import Kube, KubeError
 from .model import FINALIZER, JobSpec
 from .observations import Failure, JobObserved, Observation, Outcome, StopTimedOut
@@ -50,7 +51,7 @@ class Acted:
     outcome: Outcome | Observation | None
     #: What the call showed of the server job; None: confirm with the next shared read.
     observation: Observation | _Keep | None = None
-    #: Fold the outcome into the job's progress (``decide.advance``); finalizer writes are not.
+    #: Fold the outcome into the job's progress (``bookkeeping.advance``); finalizer writes are not.
     fold: bool = True
     #: The object a Kubernetes write answered with (goes into the store like a watch event).
     updated: dict[str, Any] | None = None

@@ -6,6 +6,10 @@ Rules (README "Multi-tenancy"):
   Whoever may create ElasticsearchConnections in a namespace could otherwise make the operator send
   any Secret of that namespace (say, a ServiceAccount token) to a server of their choosing. A
   Secret without the label gives ``SecretNotAllowed``, and nothing of it is used or described.
+* **No existence oracle.** A Secret that does not exist gives the same reason and the same message
+  as one without the label (``not_allowed``), so a connection's author who may not read Secrets
+  cannot tell the two apart. Any other failed read is ``SecretUnreadable`` with the HTTP status
+  only (the API server's text, which the log has, is not repeated).
 * **Nothing about a Secret's content is told.** Messages name the Secret and the key the
   connection asked for, never the value and never the Secret's other key names.
 * **Odd bytes are refused, not sent.** Values must be UTF-8 without control characters (CR, LF,
@@ -20,13 +24,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import re
 import ssl
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
 from .model import GROUP, ConnectionSpec, SecretKeyRef
-from .observations import INVALID_CONNECTION, SECRET_NOT_ALLOWED, SECRET_NOT_FOUND, Failure
+from .observations import INVALID_CONNECTION, SECRET_KEY_NOT_FOUND, SECRET_NOT_ALLOWED, SECRET_UNREADABLE, Failure
+
+log = logging.getLogger(__name__)
 
 #: The label a Secret must carry (value "true") to be usable by an ElasticsearchConnection.
 LABEL = f"{GROUP}/credentials"
@@ -60,6 +67,23 @@ def decode_secret(obj: Mapping[str, Any]) -> dict[str, bytes] | None:
 def allowed(obj: Mapping[str, Any]) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     return labels.get(LABEL) == LABEL_VALUE
+
+
+def not_allowed(namespace: str, name: str) -> Failure:
+    """The one failure for a Secret that does not exist and for one without the label: the same
+    reason and message, byte for byte, whichever it is."""
+    return Failure(SECRET_NOT_ALLOWED, f"Secret {namespace}/{name} does not exist or is not labelled {LABEL}={LABEL_VALUE}; "
+                                       f"an ElasticsearchConnection may only use Secrets that opt in with this label")
+
+
+def unreadable(namespace: str, name: str, error: BaseException) -> Failure:
+    """A read that failed otherwise (403 from the operator's RBAC, the API server unreachable): its
+    HTTP status or the kind of error, never the API server's text, and nothing about existence."""
+    status = getattr(error, "status", None)
+    why = f"the Kubernetes API answered HTTP {status}" if isinstance(status, int) and status else \
+        f"the request to the Kubernetes API failed ({type(error).__name__})"
+    hint = "; check that the operator may get Secrets in this namespace" if status == 403 else "; retried on the next sync"
+    return Failure(SECRET_UNREADABLE, f"the operator cannot read Secret {namespace}/{name}: {why}{hint}")
 
 
 def text_value(raw: bytes, where: str, *, what: str) -> str | Failure:
@@ -107,25 +131,22 @@ async def resolve(spec: ConnectionSpec, get_secret: SecretGetter) -> Credentials
     """Client keyword arguments from the spec and its Secrets, or the failure that stops it."""
     secrets: dict[str, dict[str, bytes]] = {}
     for name in sorted(spec.secret_names):
-        where = f"Secret {spec.namespace}/{name}"
         try:
             obj = await get_secret(spec.namespace, name)
         except Exception as e:  # noqa: BLE001 - e.g. RBAC; say so in status rather than crash
-            return Failure(SECRET_NOT_FOUND, f"cannot read {where}: {e}")
-        if obj is None:
-            return Failure(SECRET_NOT_FOUND, f"{where} referenced by ElasticsearchConnection {spec.name} does not exist")
-        if not allowed(obj):
-            return Failure(SECRET_NOT_ALLOWED, f"{where} is not labelled {LABEL}: \"{LABEL_VALUE}\"; an "
-                                               f"ElasticsearchConnection may only use Secrets that opt in with this label")
+            log.warning("cannot read Secret %s/%s: %s", spec.namespace, name, e)  # the operator's log, for its admin
+            return unreadable(spec.namespace, name, e)
+        if obj is None or not allowed(obj):  # indistinguishable on purpose: see "No existence oracle"
+            return not_allowed(spec.namespace, name)
         data = decode_secret(obj)
         if data is None:
-            return Failure(INVALID_CONNECTION, f"{where} has data that is not base64")
+            return Failure(INVALID_CONNECTION, f"Secret {spec.namespace}/{name} has data that is not base64")
         secrets[name] = data
 
     def value(ref: SecretKeyRef) -> bytes | Failure:
         v = secrets[ref.name].get(ref.key)
         if v is None:  # the Secret's other keys are not listed: they are not the tenant's to learn
-            return Failure(SECRET_NOT_FOUND, f"Secret {spec.namespace}/{ref.name} has no key {ref.key!r}")
+            return Failure(SECRET_KEY_NOT_FOUND, f"Secret {spec.namespace}/{ref.name} has no key {ref.key!r}")
         return v
 
     def where(ref: SecretKeyRef) -> str:

@@ -11,6 +11,9 @@ A pass of the reconciler is::
     -> status is written from decision.verdict, decision.action is performed,
     -> progress = advance(progress, decision.action, outcome); the outcome becomes the
        next observation where it says enough (see ``observation_after``).
+
+Writing ``Progress`` after a pass (``advance``, ``settle``, ``observation_after``...) is the
+pure bookkeeping in ``bookkeeping.py``; this module only reads it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from .observations import (
     STOPPED,
     STOPPING,
     UNKNOWN,
-    Done,
     Failure,
     JobAbsent,
     JobObserved,
@@ -36,7 +38,6 @@ from .observations import (
     Outcome,
     Refused,
     StopTimedOut,
-    WrongState,
 )
 from .model import config_differences
 
@@ -132,21 +133,13 @@ def drifted(spec: JobSpec, obs: Observation, progress: Progress, d: Decision) ->
     """Drift: a successful observation contradicts the spec after an earlier successful one had
     shown the job converged for this generation. A failed observation is not an observation of a
     different state, so an outage is never drift (and a change that happened during one is still
-    drift when the server answers again). Not while suspended or deleting."""
+    drift when the server answers again). Not while suspended or deleting. ``progress.converged``
+    is kept by ``bookkeeping.settle``."""
     if progress.converged is None or isinstance(obs, Failure) or spec.suspend or spec.deleting:
         return False
     if spec.wants_finalizer != spec.has_finalizer:
         return False  # finalizer bookkeeping, not the server
     return d.verdict.phase not in (READY, SUSPENDED)
-
-
-def settle(progress: Progress, obs: Observation, d: Decision) -> Progress:
-    """Remember what this pass's decision showed for the next drift check (pure): a successful
-    observation records whether the job is converged; a failed one changes nothing."""
-    if isinstance(obs, Failure):
-        return progress
-    converged = obs.state if isinstance(obs, JobObserved) and d.verdict.phase == READY else None
-    return progress if converged == progress.converged else replace(progress, converged=converged)
 
 
 def _decide(spec: JobSpec, obs: Observation, progress: Progress) -> Decision:
@@ -270,67 +263,3 @@ def _decide_deletion(spec: JobSpec, obs: Observation, progress: Progress) -> Dec
         return Decision(Verdict(PROGRESSING, "Deleting", f"deleting stopped rollup job [{jid}]", STOPPED), DELETE)
     d = _toward_stopped(spec, obs, progress, "Deleting", "")
     return replace(d, verdict=replace(d.verdict, message="stopping before deletion: " + d.verdict.message))
-
-
-# --- after an action -----------------------------------------------------------------------------
-
-
-def advance(progress: Progress, action: Action, outcome: Outcome) -> Progress:
-    """Fold an action's outcome into the job's progress (pure)."""
-    p = replace(progress, last_outcome=outcome, last_action=action.kind)
-    if action.kind == "stop":
-        p = replace(p, stop_attempts=p.stop_attempts + 1)
-        if isinstance(outcome, StopTimedOut):
-            p = replace(p, stop_timeouts=p.stop_timeouts + 1)
-    if action.kind == "create" and isinstance(outcome, Done):
-        p = replace(p, created=True)
-    if isinstance(outcome, Failure) and outcome.transient or isinstance(outcome, WrongState) or action.kind == "wait":
-        p = replace(p, failures=p.failures + 1)
-    elif not isinstance(outcome, (StopTimedOut,)):
-        p = replace(p, failures=0)
-    return p
-
-
-def stop_sent(progress: Progress, at: float) -> Progress:
-    """A stop call is about to be sent at wall-clock time ``at`` (pure)."""
-    return replace(progress, last_stop_at=at)
-
-
-def stop_abandoned(progress: Progress) -> Progress:
-    """A stop call was sent and then abandoned before its answer (the operator shut down, or the
-    pass was interrupted): it still counts as an attempt of this generation (pure)."""
-    return replace(progress, stop_attempts=progress.stop_attempts + 1, last_action="stop")
-
-
-def read_failed(progress: Progress) -> Progress:
-    """A look at the server failed (unreachable, TLS, 5xx) and the job waits to look again: that is
-    one more consecutive failure, so the next wait backs off further (pure)."""
-    return replace(progress, failures=progress.failures + 1, last_action="read")
-
-
-def read_succeeded(progress: Progress) -> Progress:
-    """A look at the server succeeded: a streak of failed reads is over (pure)."""
-    if progress.last_action == "read":
-        return replace(progress, failures=0, last_action=None)
-    return progress
-
-
-def observation_after(action: Action, outcome: Outcome, before: Observation) -> Observation | None:
-    """What an outcome tells us of the server without another read, or None if a read is needed.
-
-    A successful call is always confirmed by a read (the connection's shared, coalesced read);
-    a timeout and a refusal carry the state in their message, so no read is spent on them.
-    """
-    stats = before.stats if isinstance(before, JobObserved) else {}
-    config = before.config if isinstance(before, JobObserved) else None
-    if isinstance(outcome, StopTimedOut):
-        return JobObserved(outcome.state, stats, config)
-    if isinstance(outcome, WrongState):
-        return JobObserved(outcome.state, stats, config)
-    if isinstance(outcome, (JobAbsent, Failure)):
-        return outcome
-    if isinstance(outcome, Refused):
-        return JobAbsent()
-    if isinstance(outcome, Done) and action.kind == "delete":
-        return JobAbsent()
-    return None

@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Mapping
+from typing import Any, Awaitable, Mapping
 
 import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig
@@ -53,6 +53,27 @@ def load_config(kubeconfig: str | None = None) -> KubeConfig:
     return KubeConfig.from_env()
 
 
+async def api_call(what: str, coro: Awaitable[Any], *, missing_ok: bool = False, write: str | None = None,
+                   logger: logging.Logger = log, denied: str = "the operator") -> Any:
+    """One lightkube call, the one error mapping of every Kubernetes call the operator makes (this
+    module's and lease_store.py's): ``missing_ok``, a 404 returns None; any other answer that is an
+    error raises :class:`KubeError` with its code and the API server's message, and a 403 is logged
+    as ``RBAC denies <denied>``; ``write``, a success is counted in the writes metric under that kind."""
+    try:
+        out = await coro
+    except ApiError as e:
+        code = int(getattr(e.status, "code", 0) or 0)
+        if code == 404 and missing_ok:
+            return None
+        msg = str(getattr(e.status, "message", "") or e)
+        if code == 403:
+            logger.error("RBAC denies %s: %s: %s", denied, what, msg)
+        raise KubeError(code, msg) from None
+    if write:
+        metrics.K8S_WRITES.labels(kind=write).inc()
+    return out
+
+
 def _plain(obj: Any) -> dict[str, Any] | None:
     if obj is None:
         return None
@@ -83,20 +104,8 @@ class Kube:
         await self._transport.aclose()
 
     async def _call(self, what: str, coro: Any, *, missing_ok: bool = False, write: str | None = None) -> Any:
-        """One API call. ``missing_ok``: a 404 returns None. ``write``: count it in the writes metric."""
-        try:
-            out = await coro
-        except ApiError as e:
-            code = int(getattr(e.status, "code", 0) or 0)
-            if code == 404 and missing_ok:
-                return None
-            msg = str(getattr(e.status, "message", "") or e)
-            if code == 403:
-                log.error("RBAC denies the operator: %s: %s", what, msg)
-            raise KubeError(code, msg) from None
-        if write:
-            metrics.K8S_WRITES.labels(kind=write).inc()
-        return out
+        """One API call (``api_call``). ``missing_ok``: a 404 returns None. ``write``: count it in the writes metric."""
+        return await api_call(what, coro, missing_ok=missing_ok, write=write)
 
     # --- RollupJob / ElasticsearchConnection -----------------------------------------------
 

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, Awaitable
 
 import httpx2
-from lightkube import ApiError, AsyncClient, KubeConfig
+from lightkube import AsyncClient, KubeConfig
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Event
 
-from . import metrics
+from .kube import KubeError, api_call
 from .leader import LeaseConflict, LeaseError
 
 log = logging.getLogger("rollup_operator.leader")
@@ -68,25 +68,18 @@ class KubeLeaseStore:
         return f"leases/{self.name} in namespace {self.namespace}"
 
     async def _call(self, what: str, coro: Awaitable[Any], *, write: str | None = None, missing_ok: bool = False) -> Any:
+        """``kube.api_call``, its errors as the elector's: a 409 is a :class:`LeaseConflict`, every
+        other failure (an error answer, httpx's many connection errors) a :class:`LeaseError`."""
         try:
-            out = await coro
-        except ApiError as e:
-            code = int(getattr(e.status, "code", 0) or 0)
-            if code == 404 and missing_ok:
-                return None
-            msg = str(getattr(e.status, "message", "") or e)
-            if code == 409:
-                raise LeaseConflict(f"{what}: 409: {msg}") from None
-            if code == 403:
-                log.error("RBAC denies leader election: %s: %s", what, msg)
-            raise LeaseError(f"{what}: {code}: {msg}") from None
+            return await api_call(what, coro, missing_ok=missing_ok, write=write, logger=log, denied="leader election")
+        except KubeError as e:
+            if e.status == 409:
+                raise LeaseConflict(f"{what}: 409: {e.message}") from None
+            raise LeaseError(f"{what}: {e.status}: {e.message}") from None
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - httpx's many connection errors
             raise LeaseError(f"{what}: {type(e).__name__}: {e}") from None
-        if write:
-            metrics.K8S_WRITES.labels(kind=write).inc()
-        return out
 
     def _lease(self, spec: dict, rv: str | None = None) -> Lease:
         meta = {"name": self.name, "namespace": self.namespace, **({"resourceVersion": rv} if rv else {})}

@@ -45,7 +45,9 @@ def setup(fmt: str = "text", level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # The transports log every request at INFO; keep them for debugging only.
-    for noisy in ("elastic_transport.transport", "urllib3", "kubernetes"):
+    # httpx2 (lightkube's) would also log every Kubernetes request with its status, e.g. a Secret's 404 vs 200:
+    # an existence oracle in the log (README "Multi-tenancy").
+    for noisy in ("elastic_transport.transport", "urllib3", "kubernetes", "httpx2", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if level.upper() != "DEBUG":
         # kopf logs every watch event's handler at INFO ("Handler ... succeeded"): noise at scale.

@@ -41,10 +41,15 @@ FORBIDDEN = "Forbidden"
 NOT_ELASTICSEARCH = "NotElasticsearch"
 UNSUPPORTED_VERSION = "UnsupportedVersion"
 CONNECTION_NOT_FOUND = "ConnectionNotFound"
-SECRET_NOT_FOUND = "SecretNotFound"
 INVALID_CONNECTION = "InvalidConnection"
-#: A Secret the connection names does not opt in with the label rollup.esops.dev/credentials: "true".
+#: A Secret the connection names cannot be used: it does not exist, or it does not opt in with the
+#: label rollup.esops.dev/credentials: "true". One reason and one message for both, so that whoever
+#: may edit a connection cannot learn through it whether a Secret they cannot read exists.
 SECRET_NOT_ALLOWED = "SecretNotAllowed"
+#: A Secret that opted in lacks the key the connection names (the Secret's other keys are not told).
+SECRET_KEY_NOT_FOUND = "SecretKeyNotFound"
+#: The operator's read of a Secret failed otherwise (its RBAC, the API server); says nothing of existence.
+SECRET_UNREADABLE = "SecretUnreadable"
 #: A 2xx answer without the shape the rollup API documents (see answers.py); retried.
 UNEXPECTED_RESPONSE = "UnexpectedResponse"
 TRANSIENT_FAILURES = frozenset({UNAVAILABLE, TLS_ERROR, UNEXPECTED_RESPONSE})

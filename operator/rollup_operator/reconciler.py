@@ -30,7 +30,8 @@ from . import metrics, ownership, retry
 from . import conditions as cond
 from .actions import ACTIONS, KEEP, Acted, Context
 from .connections import Connection
-from .decide import READY, Decision, advance, decide, observation_after, read_failed, read_succeeded, settle
+from .bookkeeping import advance, observation_after, read_failed, read_succeeded, settle
+from .decide import READY, Decision, decide
 from .kube import Kube
 from .model import JobSpec
 from .observations import CONNECTION_NOT_FOUND, Failure, Observation
@@ -195,7 +196,7 @@ class Reconciler:
 
     def persist_abandoned_stop(self, entry: JobEntry) -> None:
         """A pass cancelled with a stop call in flight (SIGTERM: the controller cancels every pass
-        and then lets the queued writes land) counted that call (decide.stop_abandoned); write the
+        and then lets the queued writes land) counted that call (bookkeeping.stop_abandoned); write the
         count so that the next operator carries it on (store.resume)."""
         p = entry.progress
         stored = entry.status.get("stopAttempts") or 0

@@ -363,3 +363,58 @@ async def test_poll_emulation_answers_on_the_servers_poll_grid():
         # polls at 0, 1, 3, .., 1023 ms, then every second: a 1.1 s stop is seen at 2.023 s
         assert 1.95 <= time.monotonic() - t0 < 2.6
         await c.close()
+
+
+# --- HEAD, as a real node answers it: the GET's status and headers, no body ---------------------------
+
+
+async def _raw(emu: ElasticsearchEmulator, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s, s.request(method, emu.url + path) as r:
+        headers = {k.lower(): v for k, v in r.headers.items() if k.lower() not in ("date", "server")}
+        return r.status, headers, await r.read()
+
+
+async def test_head_of_an_index_is_the_get_without_its_body(emu, es):
+    emu.create_index("logs", mappings={"properties": {"ts": {"type": "date"}}})
+    status, head, body = await _raw(emu, "HEAD", "/logs")
+    g_status, g_head, g_body = await _raw(emu, "GET", "/logs")
+    assert (status, body) == (200, b"") and g_status == 200 and g_body.startswith(b'{"logs":')
+    assert head == g_head and head["content-length"] == str(len(g_body))  # GET's headers, its length
+    assert head["x-elastic-product"] == "Elasticsearch"
+    assert (await es.indices.exists(index="logs")).body is True
+
+
+async def test_head_of_a_missing_index_is_404_without_a_body(emu, es):
+    status, head, body = await _raw(emu, "HEAD", "/nope")
+    g_status, g_head, g_body = await _raw(emu, "GET", "/nope")
+    assert (status, body) == (404, b"") and g_status == 404 and b"index_not_found_exception" in g_body
+    assert head == g_head and head["content-length"] == str(len(g_body))
+    assert (await es.indices.exists(index="nope")).body is False
+    emu.create_index("a")
+    assert (await es.indices.exists(index="a,nope")).body is False  # every name must exist
+    assert (await es.indices.exists(index="a")).body is True
+
+
+async def test_head_of_the_root_and_the_log_records_every_request_with_its_client(emu, es):
+    emu.create_index("logs")
+    assert (await _raw(emu, "HEAD", "/"))[:3:2] == (200, b"")
+    await es.indices.exists(index="logs")
+    await es.indices.exists(index="nope")
+    await es.info()
+    got = [(r.method, r.path, r.status, r.client) for r in emu.requests()]
+    assert got == [("HEAD", "/", 200, "127.0.0.1"), ("HEAD", "/logs", 200, "127.0.0.1"),
+                   ("HEAD", "/nope", 404, "127.0.0.1"), ("GET", "/", 200, "127.0.0.1")]
+
+
+async def test_an_emulator_fault_is_a_logged_500_not_a_dropped_request(emu, es, monkeypatch):
+    async def broken(srv, ctx):
+        raise KeyError("emulator bug")
+
+    route = next(r for r in emu.rest.routes if r.pattern == ("_cluster", "health"))
+    monkeypatch.setitem(route.handlers, "GET", (broken, frozenset(), False))
+    with pytest.raises(ApiError) as e:
+        await es.cluster.health()
+    assert e.value.meta.status == 500 and e.value.body["error"]["type"] == "exception"
+    assert [(r.path, r.status, r.client) for r in emu.requests()] == [("/_cluster/health", 500, "127.0.0.1")]

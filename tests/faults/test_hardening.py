@@ -1,7 +1,8 @@
 """Scenarios 11-14 (issue 12): a hostile or careless user, on the real API server, with the operator
 as its own process under the RBAC of manifests/.
 
-11 tenant isolation: Secrets opt in; key names, values and foreign bodies never shown; http:// warned once.
+11 tenant isolation: Secrets opt in; key names, values and foreign bodies never shown; http:// warned once;
+   a missing Secret and an unlabelled one look the same (no existence oracle).
 12 malformed 200 answers: never "absent", never a create, never a stale Ready=True; int64 stats clamped.
 13 odd bytes in a Secret: InvalidConnection naming Secret and key, no traceback loop.
 14 job ids: what cannot address exactly one job is refused at admission; every other id is
@@ -147,8 +148,8 @@ def test_tenant_isolation(cluster, emulator, operator, report):
 
     # b. a labelled Secret and a guessed key: the other key names are not told
     row_b = report("11b. connection names a missing key of a labelled Secret",
-                   "SecretNotFound naming only the Secret and the asked key, not the Secret's other keys")
-    obj, err = _wait(cluster, "c-guess", _reason_is("SecretNotFound"), 20, CONNS)
+                   "SecretKeyNotFound naming only the Secret and the asked key, not the Secret's other keys")
+    obj, err = _wait(cluster, "c-guess", _reason_is("SecretKeyNotFound"), 20, CONNS)
     msg = condition(obj, "Ready").get("message", "")
     said = _everything_said(cluster, "c-guess", "j-guess")
     row_b.num(message=msg)
@@ -184,6 +185,68 @@ def test_tenant_isolation(cluster, emulator, operator, report):
     assert op.alive() and _tracebacks(op) == 0
     assert row.result == "PASS" and row_b.result == "PASS" and row_c.result == "PASS" and row_d.result == "PASS", \
         [r.result for r in (row, row_b, row_c, row_d)]
+
+
+def _seen_by_tenant(tenant, cluster, name) -> tuple[str, list]:
+    """A connection's status without its timestamps (as the tenant reads it), and its Events."""
+    status = copy.deepcopy(tenant.get(name, CONNS).get("status") or {})
+    for c in status.get("conditions") or []:
+        c.pop("lastTransitionTime", None)
+    return json.dumps(status, sort_keys=True), [(e.type, e.reason, e.message, e.count) for e in cluster.events(name)]
+
+
+def test_a_missing_secret_and_an_unlabelled_one_look_the_same(cluster, emulator, operator, report):
+    """11e. Whoever may write connections but not read Secrets cannot learn whether a Secret exists:
+    a connection naming a Secret that does not exist and one naming the same Secret, unlabelled, once
+    it exists, have byte-identical statuses (timestamps aside) and Events; and the first connection's
+    status does not move when the Secret appears."""
+    ns = cluster.ns
+    server = emulator(auto_trigger=False, users={"op": {"password": "PROBE-PW", "privileges": ["all"]}})
+    tenant = _tenant(cluster)
+    auth = {"basic": {"secretRef": {"name": "probe"}}}
+    row = report("11e. tenant (403 on get secrets) names a Secret that does not exist, then the same Secret exists unlabelled",
+                 "the two connections' statuses (conditions, lastError, timestamps aside) and Events are byte-identical; "
+                 "the first does not change when the Secret is created; 0 requests reach the server")
+    tenant.connection("c-missing", server.url, auth=auth, syncInterval="1s")
+    op = operator()
+    settled = lambda o: (o.get("status") or {}).get("observedGeneration") == o["metadata"]["generation"] \
+        and condition(o, "Ready").get("status") == "False"  # noqa: E731
+    _, err = _wait(cluster, "c-missing", settled, 30, CONNS)
+    assert not err, err
+    time.sleep(1.5)  # its first Event is posted after the status
+    missing = _seen_by_tenant(tenant, cluster, "c-missing")
+
+    cluster.secret("probe", {"username": "op", "password": "PROBE-PW"}, allowed=False)
+    tenant.connection("c-unlabelled", server.url, auth=auth, syncInterval="1s")
+    _, err = _wait(cluster, "c-unlabelled", settled, 30, CONNS)
+    assert not err, err
+    time.sleep(3)  # three more syncs of both, with the Secret in place
+    unlabelled = _seen_by_tenant(tenant, cluster, "c-unlabelled")
+    missing_after = _seen_by_tenant(tenant, cluster, "c-missing")
+
+    reason = condition(tenant.get("c-missing", CONNS), "Ready")
+    row.num(reason=reason.get("reason"), message=reason.get("message"), requests_to_server=server.count())
+    problems = []
+    if missing[0] != unlabelled[0]:
+        problems.append(f"statuses differ: missing {missing[0]} vs unlabelled {unlabelled[0]}")
+    if missing[1] != unlabelled[1]:
+        problems.append(f"Events differ: missing {missing[1]} vs unlabelled {unlabelled[1]}")
+    if missing_after != missing:
+        problems.append(f"c-missing moved when the Secret was created: {missing} -> {missing_after}")
+    if reason.get("reason") != "SecretNotAllowed" or reason.get("message") != (
+            f"Secret {ns}/probe does not exist or is not labelled rollup.esops.dev/credentials=true; "
+            "an ElasticsearchConnection may only use Secrets that opt in with this label"):
+        problems.append(f"Ready condition {reason}")
+    if server.count():
+        problems.append(f"{server.count()} requests reached the server")
+    row.check(not problems, "; ".join(problems))
+    # the operator's log (INFO) does not tell either: no line about the Secret (before: a request line each
+    # sync, "404 Not Found" while missing and "200 OK" once created)
+    about_secret = [line for line in op.logs().splitlines() if "secrets/probe" in line]
+    row.num(log_lines_about_the_secret=len(about_secret))
+    assert "PROBE-PW" not in op.logs() and op.alive() and _tracebacks(op) == 0
+    assert not about_secret, about_secret[:4]
+    assert not problems, problems
 
 
 # --- 12 -------------------------------------------------------------------------------------------

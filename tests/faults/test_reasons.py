@@ -67,9 +67,9 @@ def test_each_failure_has_its_reason_and_message(cluster, emulator, operator, re
         # (scenario, job, connection or None, reason, conditions, [message fragments], extra connection check)
         ("wrong credentials", "j-unauth", "c-unauth", "Unauthorized", STALLED,
          ["Elasticsearch rejected the credentials (401", "unable to authenticate user [op]", "check the connection's Secret"], None),
-        ("missing Secret", "j-nosecret", "c-nosecret", "SecretNotFound", STALLED,
-         [f"Secret {ns}/absent referenced by ElasticsearchConnection c-nosecret does not exist"], None),
-        ("Secret without the key", "j-nokey", "c-nokey", "SecretNotFound", STALLED,
+        ("missing Secret (told as an unlabelled one: no existence oracle)", "j-nosecret", "c-nosecret", "SecretNotAllowed", STALLED,
+         [f"Secret {ns}/absent does not exist or is not labelled rollup.esops.dev/credentials=true"], None),
+        ("Secret without the key", "j-nokey", "c-nokey", "SecretKeyNotFound", STALLED,
          [f"Secret {ns}/no-key has no key 'username'"], None),
         ("missing connection", "j-noconn", None, "ConnectionNotFound", STALLED,
          [f"ElasticsearchConnection {ns}/ghost does not exist"], None),

@@ -24,7 +24,8 @@ import yaml
 
 from rollup_operator.decide import Progress, decide
 from rollup_operator.model import job_spec_from_body
-from rollup_operator.observations import FORBIDDEN, SECRET_NOT_FOUND, UNAUTHORIZED, UNAVAILABLE, Failure, JobAbsent, JobObserved
+from rollup_operator.credentials import not_allowed
+from rollup_operator.observations import FORBIDDEN, UNAUTHORIZED, UNAVAILABLE, Failure, JobAbsent, JobObserved
 from rollup_operator.status import connection_status, invalid_status, job_status
 
 CUSTOMIZATIONS = Path(__file__).resolve().parent.parent.parent / "manifests" / "gitops" / "resource_customizations"
@@ -112,8 +113,8 @@ CASES: list[tuple[str, str, Callable[[], dict], str, str]] = [
      lambda: conn_with_status(Failure(UNAUTHORIZED, "unauthorized: something to fix")), "Degraded", "cond:Stalled"),
     ("ElasticsearchConnection", "degraded_forbidden",
      lambda: conn_with_status(Failure(FORBIDDEN, "forbidden: something to fix")), "Degraded", "cond:Stalled"),
-    ("ElasticsearchConnection", "degraded_secretNotFound",
-     lambda: conn_with_status(Failure(SECRET_NOT_FOUND, "secret_not_found: something to fix")), "Degraded", "cond:Stalled"),
+    ("ElasticsearchConnection", "degraded_secretNotAllowed",
+     lambda: conn_with_status(not_allowed("ns", "es-credentials")), "Degraded", "cond:Stalled"),
     ("ElasticsearchConnection", "progressing_unreachable",
      lambda: conn_with_status(Failure(UNAVAILABLE, "cannot reach Elasticsearch: timed out")), "Progressing", "cond:Reconciling"),
     ("ElasticsearchConnection", "progressing_generationBehind", lambda: _bumped(conn_with_status(None), 3),

@@ -1,7 +1,7 @@
 """The Argo CD health checks (manifests/gitops/resource_customizations/*/*/health.lua) run in Lua (lupa) on statuses built by the
 operator's own code: a RollupJob body -> model.job_spec_from_body -> decide.decide ->
 status.job_status (and status.connection_status for connections), JSON round-tripped like the API
-server stores them.
+server stores them (the builders are the ones in cases.py that also write the testdata/).
 
 Argo CD runs health scripts in gopher-lua (Lua 5.1) with ``obj`` set to the resource, JSON objects
 as tables and arrays as 1-based tables, JSON null as nil. The scripts run here under Lua 5.1 and
@@ -19,24 +19,24 @@ from typing import Any
 import pytest
 import yaml
 
-from rollup_operator.decide import Progress, decide
-from rollup_operator.model import job_spec_from_body
 from rollup_operator.observations import (
     FORBIDDEN,
-    SECRET_NOT_FOUND,
+    SECRET_KEY_NOT_FOUND,
+    SECRET_NOT_ALLOWED,
+    SECRET_UNREADABLE,
     UNAUTHORIZED,
     UNAVAILABLE,
     Failure,
     JobAbsent,
     JobObserved,
 )
-from rollup_operator.status import connection_status, invalid_status, job_status
+from rollup_operator.status import invalid_status
 from tests.gitops import render_argocd_cm
+from tests.gitops.cases import NOW, conn_body, conn_with_status, job_body, with_status
 
 GITOPS = Path(__file__).resolve().parent.parent.parent / "manifests" / "gitops"
 JOB_LUA = GITOPS / "resource_customizations" / "rollup.esops.dev" / "RollupJob" / "health.lua"
 CONN_LUA = GITOPS / "resource_customizations" / "rollup.esops.dev" / "ElasticsearchConnection" / "health.lua"
-NOW = "2026-01-01T00:00:00Z"
 
 RUNTIMES = [name for name in ("lupa.lua51", "lupa.lua54") if importlib.util.find_spec(name) is not None]
 if not RUNTIMES:  # pragma: no cover - lupa builds always ship one of them
@@ -85,21 +85,6 @@ def health(request):
 
 
 # --- statuses from the operator's code -----------------------------------------------------------
-
-
-def job_body(generation: int = 3, **spec: Any) -> dict:
-    return {
-        "apiVersion": "rollup.esops.dev/v1alpha1",
-        "kind": "RollupJob",
-        "metadata": {"name": "sensor-hourly", "namespace": "ns", "uid": "u-1", "generation": generation},
-        "spec": {"connectionRef": {"name": "es"}, "desiredState": "stopped", **spec},
-    }
-
-
-def with_status(body: dict, observation, progress: Progress = Progress(), previous: dict | None = None) -> dict:
-    spec = job_spec_from_body(body)
-    verdict = decide(spec, observation, progress).verdict
-    return {**body, "status": job_status(spec, verdict, observation, progress, previous, NOW)}
 
 
 def conditions(obj: dict) -> dict[str, dict]:
@@ -222,30 +207,13 @@ def test_status_without_conditions_is_progressing(health):
 # --- ElasticsearchConnection ---------------------------------------------------------------------
 
 
-def conn_body(generation: int = 2) -> dict:
-    return {
-        "apiVersion": "rollup.esops.dev/v1alpha1",
-        "kind": "ElasticsearchConnection",
-        "metadata": {"name": "es", "namespace": "ns", "generation": generation},
-        "spec": {"url": "http://es:9200"},
-    }
-
-
-def conn_with_status(failure: Failure | None, generation: int = 2) -> dict:
-    body = conn_body(generation)
-    version = None if failure else "8.17.4"
-    status = connection_status(generation, failure, version, True if version else None, True if version else None,
-                               None, 2 if version else None, None, NOW)
-    return {**body, "status": status}
-
-
 def test_connected_is_healthy(health):
     status, message = health(CONN_LUA, conn_with_status(None))
     assert status == "Healthy"
     assert message == "Elasticsearch 8.17.4 is reachable; 2 rollup job(s) on the cluster"
 
 
-@pytest.mark.parametrize("kind", [UNAUTHORIZED, FORBIDDEN, SECRET_NOT_FOUND])
+@pytest.mark.parametrize("kind", [UNAUTHORIZED, FORBIDDEN, SECRET_NOT_ALLOWED, SECRET_KEY_NOT_FOUND, SECRET_UNREADABLE])
 def test_connection_stalled_is_degraded(health, kind):
     failure = Failure(kind, f"{kind}: something to fix")
     assert health(CONN_LUA, conn_with_status(failure)) == ("Degraded", failure.message)

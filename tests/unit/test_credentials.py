@@ -8,7 +8,7 @@ import trustme
 
 from rollup_operator import credentials
 from rollup_operator.model import connection_spec_from_body
-from rollup_operator.observations import INVALID_CONNECTION, SECRET_NOT_ALLOWED, SECRET_NOT_FOUND, Failure
+from rollup_operator.observations import INVALID_CONNECTION, SECRET_KEY_NOT_FOUND, SECRET_NOT_ALLOWED, SECRET_UNREADABLE, Failure
 
 LABELS = {credentials.LABEL: "true"}
 
@@ -57,12 +57,17 @@ def test_an_unlabelled_secret_reveals_not_even_whether_the_key_exists():
 def test_a_missing_key_does_not_list_the_other_keys():
     out = resolve(conn(auth={"basic": {"secretRef": {"name": "s"}, "passwordKey": "guess"}}),
                   {"s": secret({"username": b"op", "token": b"x", "ca.crt": b"y"})})
-    assert out.kind == SECRET_NOT_FOUND and out.message == "Secret ns/s has no key 'guess'"
+    assert out.kind == SECRET_KEY_NOT_FOUND and out.message == "Secret ns/s has no key 'guess'"
 
 
-def test_a_missing_secret():
-    out = resolve(conn(**BASIC), {})
-    assert out.kind == SECRET_NOT_FOUND and "does not exist" in out.message
+@pytest.mark.parametrize("spec", [BASIC, APIKEY, {"tls": {"caSecretRef": {"name": "s"}}}])
+def test_a_missing_secret_and_an_unlabelled_one_are_the_same_failure(spec):
+    """No existence oracle: whoever may write connections but not read Secrets learns nothing."""
+    missing = resolve(conn(**spec), {})
+    unlabelled = resolve(conn(**spec), {"s": secret({"username": b"op", "password": b"pw", "api_key": b"k", "ca.crt": b"x"}, labels=None)})
+    assert missing == unlabelled and missing.kind == SECRET_NOT_ALLOWED
+    assert missing.message == (f"Secret ns/s does not exist or is not labelled {credentials.LABEL}=true; "
+                               "an ElasticsearchConnection may only use Secrets that opt in with this label")
 
 
 def test_every_secret_must_opt_in_the_ca_too():
@@ -119,11 +124,20 @@ def test_string_data_and_fingerprint_changes_with_the_value():
     assert a.kwargs["basic_auth"] == ("op", "one") and a.fingerprint != b.fingerprint
 
 
-def test_a_reader_error_is_reported_not_raised():
-    async def get(ns, name):
-        raise RuntimeError("403: secrets \"s\" is forbidden")
-    out = asyncio.run(credentials.resolve(conn(**BASIC), get))
-    assert out.kind == SECRET_NOT_FOUND and "cannot read Secret ns/s" in out.message
+def test_a_reader_error_is_reported_not_raised_and_says_nothing_of_existence():
+    from rollup_operator.kube import KubeError
+
+    def failing(error):
+        async def get(ns, name):
+            raise error
+        return asyncio.run(credentials.resolve(conn(**BASIC), get))
+
+    out = failing(KubeError(403, 'secrets "s" is forbidden: User "system:serviceaccount:x:y" cannot get resource "secrets"'))
+    assert out == Failure(SECRET_UNREADABLE, "the operator cannot read Secret ns/s: the Kubernetes API answered HTTP 403; "
+                                             "check that the operator may get Secrets in this namespace")
+    out = failing(ConnectionRefusedError("connect to 10.0.0.1:6443 refused"))
+    assert out.kind == SECRET_UNREADABLE and out.message == (
+        "the operator cannot read Secret ns/s: the request to the Kubernetes API failed (ConnectionRefusedError); retried on the next sync")
 
 
 def test_insecure_transport_warning():

@@ -1,7 +1,8 @@
 """Status and events: rebuilt each pass, written only on change, events only on transitions."""
 
 from rollup_operator import conditions as cond
-from rollup_operator.decide import Progress, Verdict, advance, Action, decide, settle
+from rollup_operator.bookkeeping import advance, settle
+from rollup_operator.decide import Progress, Verdict, Action, decide
 from rollup_operator.model import JobSpec
 from rollup_operator.observations import Failure, JobObserved, StopTimedOut
 from rollup_operator.status import applied, differs, job_status, transition_event, stats_to_status

@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from .. import export
-from .source import EXIT_EXPORT, CommandError, add_connection_options, client, read_jobs, target_from_args
+from .source import EXIT_EXPORT, CommandError, add_command, client, read_jobs, target_from_args
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "export",
+    add_command(
+        sub, "export",
         help="print the server's rollup jobs as RollupJob manifests (kubectl apply -f - adopts them untouched)",
         description=(
             "Read GET _rollup/job/_all once and print an ElasticsearchConnection (with --url; no credentials, a "
@@ -19,13 +19,9 @@ def register(sub) -> None:
             "compares it, desiredState from the job's state, deletionPolicy Retain. Applying them changes nothing on "
             "Elasticsearch. Credentials come only from environment variables or the connection's Secret."
         ),
-        allow_abbrev=False,  # --password must not pass for --password-env
-    )
-    add_connection_options(p)
-    p.add_argument("--job", action="append", default=[], metavar="ID", help="export only this job (repeat for several)")
-    p.add_argument("--output", "-o", choices=("yaml", "json"), default="yaml",
-                   help="yaml: multi-document YAML; json: a v1 List (default: yaml)")
-    p.set_defaults(handler=run)
+        job_help="export only this job (repeat for several)",
+        outputs=("yaml", "json"), output_help="yaml: multi-document YAML; json: a v1 List (default: yaml)",
+    ).set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import warnings
 import yaml
 
 from .. import migration
-from .source import EXIT_EXPORT, CommandError, add_connection_options, client, read_jobs, target_from_args
+from .source import EXIT_EXPORT, CommandError, add_command, client, read_jobs, target_from_args
 
 
 class _NoAliases(yaml.SafeDumper):
@@ -19,8 +19,8 @@ class _NoAliases(yaml.SafeDumper):
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "migration-plan",
+    p = add_command(
+        sub, "migration-plan",
         help="say for each rollup job whether and how it can become downsampling, with the requests to send",
         description=(
             "Read GET _rollup/job/_all and, for each job's source, GET _data_stream/<source> and GET <source> "
@@ -28,12 +28,10 @@ def register(sub) -> None:
             "with reasons, dimensions, metrics, what has no counterpart, and the bodies of PUT _index_template, "
             "PUT _ilm/policy (downsample action) and the data stream lifecycle alternative. Sends nothing else."
         ),
-        allow_abbrev=False,  # --password must not pass for --password-env
+        job_help="plan only this job (repeat for several)",
+        outputs=("yaml", "json", "markdown"),
+        output_help="yaml/json: the plan with the request bodies; markdown: a report table (default: yaml)",
     )
-    add_connection_options(p)
-    p.add_argument("--job", action="append", default=[], metavar="ID", help="plan only this job (repeat for several)")
-    p.add_argument("--output", "-o", choices=("yaml", "json", "markdown"), default="yaml",
-                   help="yaml/json: the plan with the request bodies; markdown: a report table (default: yaml)")
     p.add_argument("--no-source-check", action="store_true",
                    help="plan from the job configs alone (no reads of the source indices)")
     p.set_defaults(handler=run)

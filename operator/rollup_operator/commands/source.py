@@ -50,6 +50,18 @@ class Target:
         return "apiKey" if self.api_key else "basic" if self.username else None
 
 
+def add_command(sub: Any, name: str, *, help: str, description: str, job_help: str, outputs: tuple[str, ...],
+                output_help: str) -> argparse.ArgumentParser:
+    """The parser of a subcommand that reads a server's rollup jobs: the connection options,
+    ``--job`` (repeatable) and ``-o/--output`` (the first of ``outputs`` is the default)."""
+    p = sub.add_parser(name, help=help, description=description,
+                       allow_abbrev=False)  # --password must not pass for --password-env
+    add_connection_options(p)
+    p.add_argument("--job", action="append", default=[], metavar="ID", help=job_help)
+    p.add_argument("--output", "-o", choices=outputs, default=outputs[0], help=output_help)
+    return p
+
+
 def add_connection_options(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="Elasticsearch URL, e.g. https://es:9200 (no credentials in it)")

@@ -54,6 +54,7 @@ class RequestRecord:
     user: str | None
     duration: float = 0.0
     raw_path: str = ""  # the path as it arrived on the wire, percent-encoding untouched
+    client: str | None = None  # the client's address (IP), as the server saw the connection
 
 
 @dataclass
@@ -183,10 +184,12 @@ class RestServer:
             if request.transport is not None:
                 request.transport.close()
             return web.Response(status=500)
+        except Exception as e:  # noqa: BLE001 - an emulator bug: answer as a node's unhandled exception, and log it
+            response = self._respond(ctx, 500, ESError("exception", f"{type(e).__name__}: {e}", 500).body())
         if self.emu.log_requests:
             user = ctx.principal.name if ctx.principal is not None else None
             self.emu._log(RequestRecord(ctx.method, ctx.path, query, response.status, started, user,
-                                        asyncio.get_running_loop().time() - t0, raw_path))
+                                        asyncio.get_running_loop().time() - t0, raw_path, request.remote))
         return response
 
     async def _process(self, ctx: Ctx) -> web.StreamResponse:
@@ -329,10 +332,9 @@ class RestServer:
                     payload = json.dumps(body, separators=(",", ":")).encode()
             ctype = profile.compat_content_type(ctx.compat) if ctx.compat is not None else profile.json_content_type
             headers.append(("Content-Type", ctype))
-        if ctx.method == "HEAD":
-            resp = web.Response(status=status, headers=_multi(headers))
-            resp.content_length = len(payload)
-            return resp
+        if ctx.method == "HEAD":  # as a real node: the GET's status and headers, its Content-Length, no body
+            headers.append(("Content-Length", str(len(payload))))
+            return web.Response(status=status, headers=_multi(headers))
         return web.Response(status=status, body=payload, headers=_multi(headers))
 
     def _fault_response(self, ctx: Ctx, fault: dict[str, Any]) -> web.Response:
@@ -532,13 +534,6 @@ async def h_get_index(srv: RestServer, ctx: Ctx) -> Any:
     return out
 
 
-async def h_head_index(srv: RestServer, ctx: Ctx) -> Any:
-    srv.check_params(ctx, INDEX_READ_PARAMS)
-    try:
-        _resolve_existing(srv, ctx.path_params["index"])
-    except ESError:
-        return 404, ""
-    return 200, ""
 
 
 async def h_delete_index(srv: RestServer, ctx: Ctx) -> Any:
@@ -625,5 +620,5 @@ def _build_routes() -> list[Route]:
         r("/_mapping", GET=(h_get_mapping,)),
         r("/{index}/_mapping", GET=(h_get_mapping,), PUT=(h_put_mapping,), POST=(h_put_mapping,)),
         *datastreams.routes(r),
-        r("/{index}", PUT=(h_create_index,), GET=(h_get_index,), HEAD=(h_head_index,), DELETE=(h_delete_index,)),
+        r("/{index}", PUT=(h_create_index,), GET=(h_get_index,), HEAD=(h_get_index,), DELETE=(h_delete_index,)),
     ]

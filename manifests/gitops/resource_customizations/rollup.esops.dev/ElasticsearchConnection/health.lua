@@ -2,7 +2,7 @@
 -- (resource.customizations.health.rollup.esops.dev_ElasticsearchConnection).
 -- Same rules as for RollupJob; a connection cannot be suspended. First match wins:
 --   no status, or status for an older generation -> Progressing (waiting for the operator)
---   Stalled=True     -> Degraded    (Unauthorized, Forbidden, SecretNotFound, UnsupportedVersion, ...)
+--   Stalled=True     -> Degraded    (Unauthorized, Forbidden, SecretNotAllowed, UnsupportedVersion, ...)
 --   Reconciling=True -> Progressing (Elasticsearch unreachable for now, retried)
 --   Ready=True       -> Healthy     (connected)
 --   otherwise        -> Progressing
