@@ -10,8 +10,10 @@ Each object has one outbox and at most one writer task draining it, in order:
   a backlog (a thousand jobs stopping at once) the statuses queued meanwhile collapse into the
   newest one (an intermediate ``Stopping`` nobody could have seen is not written), and a write
   that lands late cannot undo a newer one;
-* every queued event is posted, after the status it describes, through the event recorder
-  (event_recorder.py: a repeat of an Event already posted is a count on it, as client-go does);
+* every queued event is posted, in order and after the status it describes, through the event
+  recorder (event_recorder.py: a repeat of an Event already posted is a count on it, as client-go
+  does); a status queued meanwhile is written before the next event, so under a backlog a job's
+  Ready never waits behind the Events of its earlier steps (Events have fewer slots, kube.py);
 * a write that fails is retried (retry.py) until it lands, the object is gone, the status itself
   is refused (400/422), or the operator shuts down: the view was already updated, and an idle
   object is not written again while nothing changes.
@@ -104,15 +106,18 @@ class StatusWriter:
     async def _drain(self, box: _Outbox) -> None:
         try:
             while box.status is not None or box.events:
-                async with self.kube.status_slots:
-                    status, box.status = box.status, None
-                    events, box.events = box.events, []
-                    if status is not None:
-                        obj = await self._apply(box.target, status)
-                        if obj is not None:
-                            box.target.rv = max(box.target.rv, resource_version(obj.get("metadata") or {}))
-                for event in events:
-                    await self.recorder.record(box.target.ref, *event)
+                if box.status is not None:
+                    async with self.kube.status_slots:
+                        # Taken only once a slot is held: the statuses queued meanwhile collapse.
+                        status, box.status = box.status, None
+                        if status is not None:
+                            obj = await self._apply(box.target, status)
+                            if obj is not None:
+                                box.target.rv = max(box.target.rv, resource_version(obj.get("metadata") or {}))
+                    continue
+                # Events in order, each after the status it describes; a newer status goes first
+                # (under a backlog, Ready must not wait behind the Events of the steps before it).
+                await self.recorder.record(box.target.ref, *box.events.pop(0))
         finally:
             t = box.target
             if box.status is None and not box.events:

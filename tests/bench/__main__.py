@@ -35,6 +35,12 @@ def parse(argv: list[str] | None = None) -> tuple[Params, str]:
     ap.add_argument("--writer-threads", type=int, default=32, help="threads creating and flipping RollupJobs (default 32)")
     ap.add_argument("--operator-arg", action="append", default=[], metavar="ARG",
                     help="extra argument for `rollup-operator run` (repeatable), e.g. --operator-arg=--kube-writers=32")
+    ap.add_argument("--operator-env", choices=("runtime", "dev"), default="runtime",
+                    help="run the operator from a venv with the runtime dependencies only, as the image has them "
+                         "(default; made once and cached), or from this interpreter's venv with the test tools (dev)")
+    ap.add_argument("--operator-source", metavar="DIR",
+                    help="the operator's source root to run (default: operator/ of this checkout), e.g. an older "
+                         "worktree's operator/ to compare two versions under the same benchmark")
     ap.add_argument("--skip", action="append", default=[], choices=("stop", "steady", "memory"),
                     help="leave a scenario out (repeatable)")
     ap.add_argument("--raw", action="store_true", help="keep every job's mass-stop timings in the JSON")
@@ -62,6 +68,8 @@ def parse(argv: list[str] | None = None) -> tuple[Params, str]:
         skip=tuple(a.skip),
         profile_dir=a.profile_dir,
         raw=a.raw,
+        operator_env=a.operator_env,
+        operator_source=a.operator_source,
     )
     return p, a.out
 

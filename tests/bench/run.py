@@ -81,16 +81,21 @@ class Params:
     skip: tuple[str, ...] = ()
     raw: bool = False  # keep per-job timings of the mass stop in the results
     profile_dir: str | None = None  # py-spy the operator during the mass stop (collapsed stacks)
+    #: "runtime": the operator runs from a venv with the runtime dependencies only, as in the image
+    #: (runtime_env.py); "dev": from this interpreter (the development venv, test tools included).
+    operator_env: str = "runtime"
+    operator_source: str | None = None  # the operator package's source root (default: operator/ of this checkout)
 
 
 class Operator:
     """``rollup-operator run`` as a separate process (tests/integration/support.OperatorProcess),
     at the production log level, with /proc and /metrics readings."""
 
-    def __init__(self, kubeconfig: str, namespace: str, extra: list[str]):
+    def __init__(self, kubeconfig: str, namespace: str, extra: list[str], python: str | None = None,
+                 env: dict[str, str] | None = None):
         from tests.integration.support import OperatorProcess
 
-        self.p = OperatorProcess(kubeconfig, [namespace], ["--log-level", "INFO", *extra])
+        self.p = OperatorProcess(kubeconfig, [namespace], ["--log-level", "INFO", *extra], env=env, python=python)
         self.t_spawn = 0.0
 
     def start(self) -> "Operator":
@@ -210,8 +215,17 @@ class Bench:
             out["emulators"] = cpu_seconds(self.eps.pid)
         return out
 
+    def _operator_python(self) -> tuple[str | None, dict[str, str]]:
+        """(python, environment) the operator runs with (see Params.operator_env)."""
+        env = {"PYTHONPATH": self.p.operator_source} if self.p.operator_source else {}
+        if self.p.operator_env == "dev":
+            return None, env
+        from .runtime_env import operator_env, runtime_python
+
+        return runtime_python(log), {**operator_env(), **env}
+
     def start_operator(self, ns: str = NS) -> Operator:
-        return Operator(self.api.operator_kubeconfig, ns, self.p.operator_args).start()
+        return Operator(self.api.operator_kubeconfig, ns, self.p.operator_args, *self._operator_python()).start()
 
     def wait_passes(self, op: Operator, n: int, timeout: float) -> float:
         deadline = time.monotonic() + timeout
@@ -529,7 +543,7 @@ class Bench:
             "jobs": p.jobs, "endpoints": p.endpoints, "stop_latency": p.stop_latency,
             "steady_seconds": p.steady_seconds, "sync_interval": p.sync_interval,
             "memory_sizes": list(p.memory_sizes), "emulators": p.emulators, "quick": p.quick,
-            "operator_args": p.operator_args,
+            "operator_args": p.operator_args, "operator_env": p.operator_env, "operator_source": p.operator_source,
             "operator_defaults": "poll-interval 1s, coalesce-window 0.05s, kube-writers 16, log-level INFO; "
                                  "connections maxConcurrentRequests 64 (32 waiting stops); stop.timeout 30s",
         }

@@ -167,8 +167,9 @@ class OperatorProcess:
     """``rollup-operator run`` as a separate process, with the ServiceAccount's identity."""
 
     def __init__(self, kubeconfig: str, namespaces: list[str] | None = None, extra: list[str] | None = None,
-                 env: dict | None = None):
+                 env: dict | None = None, python: str | None = None):
         self.kubeconfig = kubeconfig
+        self.python = python or sys.executable
         self.namespaces = namespaces or []
         self.extra = extra or []
         self.env = env or {}
@@ -177,7 +178,7 @@ class OperatorProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, wait_ready: bool = True, timeout: float = 30) -> "OperatorProcess":
-        cmd = [sys.executable, "-m", "rollup_operator.cli", "run", "--kubeconfig", self.kubeconfig,
+        cmd = [self.python, "-m", "rollup_operator.cli", "run", "--kubeconfig", self.kubeconfig,
                "--http-port", str(self.port), "--http-host", "127.0.0.1", "--log-level", "DEBUG"]
         for ns in self.namespaces:
             cmd += ["--namespace", ns]
