@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 from typing import Any, Callable
@@ -50,6 +51,16 @@ async def serve_http(host: str, port: int, is_ready: Callable[[], bool]) -> Any:
     site = web.TCPSite(runner, host, port)
     await site.start()
     return runner
+
+
+def settle_heap() -> None:
+    """Keep what start-up made (modules, classes, functions: ~130k objects that live as long as the
+    process) out of every later garbage collection: collect once, then ``gc.freeze()``. Before, each
+    full collection during a burst walked all of it: ~160 ms stalls of the event loop, ~1 CPU-s in a
+    1000-job mass stop. Frozen objects are still freed by reference counting; only a cycle among
+    them would outlive its use, and start-up leaves none that matters."""
+    gc.collect()
+    gc.freeze()
 
 
 async def run_operator(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
@@ -90,11 +101,12 @@ async def run_operator(args: argparse.Namespace, stop: asyncio.Event | None = No
     try:
         if args.http_port:
             runner = await serve_http(args.http_host, args.http_port, lambda: ready_kopf.is_set() and not controller.closing)
+        settle_heap()
         log.info("rollup-operator starting: %s", f"namespaces {', '.join(namespaces)}" if namespaces else "all namespaces")
         op = asyncio.ensure_future(kopf.operator(
             registry=registry,
             settings=settings,
-            standalone=True,  # one replica (Deployment strategy Recreate); no peering objects needed
+            standalone=True,  # no kopf peering: one process acts at a time (--leader-elect, leader.py)
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=args.liveness_endpoint,
