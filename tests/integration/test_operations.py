@@ -96,7 +96,9 @@ def test_missing_rbac_verb_fails_loudly(cluster, emulator, apiserver, kube_admin
         while "RBAC denies the operator" not in op.logs() and time.monotonic() < deadline:
             time.sleep(0.2)
         logs = op.logs()
-        assert "RBAC denies the operator" in logs and "rollupjobs/r1/status" in logs and "forbidden" in logs.lower()
+        # It names the object and what was refused (the API server's own words: verb and resource).
+        assert "RBAC denies the operator" in logs and f"RollupJob {cluster.ns}/r1" in logs, logs[-3000:]
+        assert 'cannot patch resource "rollupjobs/status"' in logs and "forbidden" in logs.lower(), logs[-3000:]
         assert op.alive()
         assert "status" not in cluster.get("r1")  # nothing was written, and nothing claims otherwise
     finally:
