@@ -680,7 +680,7 @@ def table(r: dict[str, Any]) -> str:
             ("mass stop: ES requests", fmt(ms["es_requests"])),
             ("mass stop: K8s writes", fmt(ms["k8s_writes"])),
             ("mass stop: CPU seconds by process", fmt(ms["cpu_seconds"])),
-            ("mass stop: operator CPU by thread (event loop / K8s writer threads)",
+            ("mass stop: operator CPU by thread (event loop / other threads)",
              f"{ms['operator_cpu_by_thread']['main']:g} / {ms['operator_cpu_by_thread']['threads']:g} s "
              f"({ms['operator_cpu_ms_per_job']:g} ms per job)") if "operator_cpu_by_thread" in ms else ("", ""),
         ]
