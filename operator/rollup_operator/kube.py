@@ -91,9 +91,9 @@ class Kube:
         self._transport = AiohttpTransport(ctx, limit=workers + max(2, workers // 4) + 4)
         self.api = AsyncClient(config, timeout=httpx2.Timeout(30.0), field_manager=FIELD_MANAGER, trust_env=False,
                                transport=self._transport)
-        #: Status and finalizer writes in flight; a writer takes its queued status only once it
-        #: holds a slot, so statuses that pile up behind a backlog collapse into the newest one.
-        self.status_slots = asyncio.Semaphore(workers)
+        #: Status writes in flight at once (status_writer.py's slots); a writer takes its queued
+        #: status only once it holds a slot, so statuses that pile up behind a backlog collapse.
+        self.status_workers = workers
         # Events are best effort and must not delay status: their own, smaller share.
         self.event_slots = asyncio.Semaphore(max(2, workers // 4))
         self.component = component

@@ -26,7 +26,7 @@ class HeldKube:
         self.status = status
         self.rv = 10
         self.release = asyncio.Event()
-        self.status_slots = asyncio.Semaphore(16)  # as Kube: status writes in flight at once
+        self.status_workers = 16  # as Kube: status writes in flight at once
         self.component, self.instance = "rollup-operator", "test"  # the event recorder's source
 
     async def apply_status(self, kind, ns, name, status):

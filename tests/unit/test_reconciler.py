@@ -25,7 +25,7 @@ class FakeKube:
         self.writes = 0
         self.finalizers: dict[tuple, list] = {}
         self.connections: dict[tuple, dict] = {}
-        self.status_slots = asyncio.Semaphore(16)
+        self.status_workers = 16
         self.event_slots = asyncio.Semaphore(4)
         self.component, self.instance = "rollup-operator", "test"
         self.ctl: Controller | None = None
