@@ -52,6 +52,9 @@ def test_sigkill_during_stop_retries_then_restart(cluster, emulator, operator, r
     # on from what the first one recorded, plus every call of the second.
     after = [r for r in stops if r.timestamp > t_kill]
     assert obj["status"]["stopAttempts"] == recorded + len(after), (obj["status"]["stopAttempts"], recorded, len(after))
+    # The Stopped Event is posted right after the Ready status it describes: give it a moment.
+    wait_for(lambda: "Stopped" in cluster.event_reasons("k"), timeout=5, what="the Stopped event")
+    time.sleep(0.5)  # a duplicate, if any, would come as fast
     reasons = cluster.event_reasons("k")
     assert reasons.count("Stopped") == 1 and reasons.count("StopRequested") == 1, reasons
     assert reasons.count("StopTimedOut") == 1, reasons
