@@ -13,7 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from rollup_operator.controller import Controller
 from rollup_operator.metrics_collector import JobsCollector
 
-from test_reconciler import FakeKube, World, emu, world  # noqa: F401 - the emulator and world fixtures
+import test_reconciler
+from test_reconciler import FakeKube, World
+
+emu, world = test_reconciler.emu, test_reconciler.world  # the fixtures: controller + emulator + fake Kubernetes
 
 T0, T1 = "2026-12-01T10:00:00Z", "2026-12-01T10:00:05Z"
 
