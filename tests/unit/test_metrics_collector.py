@@ -7,14 +7,14 @@ from __future__ import annotations
 import copy
 import time
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rollup_operator.controller import Controller
 from rollup_operator.metrics_collector import JobsCollector
 
 import test_reconciler
-from test_reconciler import FakeKube, World
+from test_reconciler import FakeKube, World, conn_body
 
 emu, world = test_reconciler.emu, test_reconciler.world  # the fixtures: controller + emulator + fake Kubernetes
 
@@ -95,6 +95,20 @@ async def test_the_gauges_follow_a_change_and_a_deletion(world):
     jobs = scrape(world.ctl)["rollup_operator_job_conditions"]
     assert by(jobs, "Stalled") == {"DuplicateJob": 1, "SecretNotAllowed": 1}
     assert by(jobs, "Ready") == {"Stopped": 2}
+
+
+async def test_a_deleted_connection_leaves_no_series(world):
+    """Neither its conditions nor its rollup_operator_connection_up (else RollupConnectionDown would
+    fire for a connection deleted while down, until the operator restarts)."""
+    await fill(world)
+    up = {"namespace": "ns", "connection": "es"}
+    assert REGISTRY.get_sample_value("rollup_operator_connection_up", up) == 1.0
+    # the connection whose Secret is missing never reads: only its conditions show it (RollupConnectionNotReady)
+    assert REGISTRY.get_sample_value("rollup_operator_connection_up", {"namespace": "ns", "connection": "locked"}) is None
+    world.ctl.on_connection_event("DELETED", conn_body(world.emu.url, rv=50))
+    assert REGISTRY.get_sample_value("rollup_operator_connection_up", up) is None
+    conns = scrape(world.ctl)["rollup_operator_connection_conditions"]
+    assert by(conns, "Ready") == {} and by(conns, "Ready", "False") == {"SecretNotAllowed": 1}
 
 
 async def test_a_restarted_operator_reports_the_stored_conditions_before_any_pass(world):
