@@ -22,18 +22,22 @@ from prometheus_client.core import GaugeMetricFamily
 from . import conditions as cond
 
 UNKNOWN = "Unknown"
+_TYPES = frozenset(cond.ORDER)
+_STATUSES = frozenset({"True", "False"})
 
 
 def condition_counts(statuses: Iterable[Mapping[str, Any]]) -> Counter[tuple[str, str, str]]:
     """(type, status, reason) -> number of objects, over the stored statuses given."""
     counts: Counter[tuple[str, str, str]] = Counter()
     for status in statuses:
-        stored = [c for c in status.get("conditions") or () if isinstance(c, Mapping)]
+        seen: dict[str, tuple[str, str, str]] = {}
+        for c in status.get("conditions") or ():
+            type_ = c.get("type") if isinstance(c, Mapping) else None
+            if type_ in _TYPES and type_ not in seen:  # the first of a type, as conditions.get reads it
+                value, reason = c.get("status"), c.get("reason")
+                seen[type_] = (type_, value if value in _STATUSES else UNKNOWN, reason if isinstance(reason, str) else "")
         for type_ in cond.ORDER:
-            c = cond.get(stored, type_) or {}
-            value = c.get("status")
-            reason = c.get("reason")
-            counts[(type_, value if value in ("True", "False") else UNKNOWN, reason if isinstance(reason, str) else "")] += 1
+            counts[seen.get(type_) or (type_, UNKNOWN, "")] += 1
     return counts
 
 
