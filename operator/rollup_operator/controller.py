@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Any
 
+from . import metrics
 from .connections import Connection, build as build_connection
 from .kube import Kube
 from .reconciler import Reconciler
@@ -85,6 +86,7 @@ class Controller:
         if etype == "DELETED":
             self._replace_connection(key, None)
             self.store.put_connection(body, deleted=True)
+            metrics.CONNECTION_UP.remove(*key)  # a deleted connection is not down (RollupConnectionDown)
             return
         entry, rebuild = self.store.put_connection(body)
         if entry is None or not rebuild:

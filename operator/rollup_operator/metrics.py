@@ -18,13 +18,15 @@ ES_REQUESTS = Histogram(
 STOP_DURATION = Histogram(
     "rollup_operator_stop_duration_seconds",
     "Time from the first stop call of a RollupJob to the job being confirmed stopped.",
-    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+    # Up to 6 h, so that a quantile can show stops of more than an hour (alert RollupStopsSlow).
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
 )
 STOP_TIMEOUTS = Counter(
     "rollup_operator_stop_timeouts_total",
     "Stop calls whose wait_for_completion timed out (the job was still stopping; the operator retried).",
 )
-# rollup_operator_jobs{state,desired} is computed at scrape time: see metrics_collector.py
+# rollup_operator_jobs{state,desired}, rollup_operator_job_conditions{type,status,reason} and
+# rollup_operator_connection_conditions{type,status,reason} are computed at scrape time: see metrics_collector.py
 CONNECTION_UP = Gauge(
     "rollup_operator_connection_up",
     "1 if the last read through an ElasticsearchConnection succeeded, else 0.",

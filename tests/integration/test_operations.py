@@ -46,10 +46,22 @@ def test_metrics_endpoint_reports_the_work(cluster, emulator, operator):
     emu.add_job("m1", state="started")
     connect(cluster, emu)
     cluster.job("m1", "stopped")
+    cluster.job("m1-dup", "stopped", jobId="m1")  # younger (or same second, later name): DuplicateJob, in its desired state
+    cluster.job("m-missing", "stopped")  # no such job: JobNotFound
     op = operator()
     cluster.wait_ready("m1")
+    cluster.wait_reason("m1-dup", "DuplicateJob")
+    cluster.wait("m1-dup", lambda o: o["status"].get("jobState") == "stopped", what="the owner's stop seen")  # in its desired state
+    cluster.wait_reason("m-missing", "JobNotFound")
     text = op.metrics()
-    assert 'rollup_operator_jobs{desired="stopped",state="stopped"} 1.0' in text
+    assert 'rollup_operator_jobs{desired="stopped",state="stopped"} 2.0' in text  # the duplicate looks converged here
+    assert 'rollup_operator_jobs{desired="stopped",state="absent"} 1.0' in text
+    # ... and is Stalled here, with its reason
+    assert 'rollup_operator_job_conditions{reason="DuplicateJob",status="True",type="Stalled"} 1.0' in text
+    assert 'rollup_operator_job_conditions{reason="JobNotFound",status="True",type="Stalled"} 1.0' in text
+    assert 'rollup_operator_job_conditions{reason="Stopped",status="True",type="Ready"} 1.0' in text
+    assert 'rollup_operator_job_conditions{reason="Stopped",status="False",type="Stalled"} 1.0' in text
+    assert 'rollup_operator_connection_conditions{reason="Connected",status="True",type="Ready"} 1.0' in text
     assert 'rollup_operator_elasticsearch_request_duration_seconds_count{api="stop",status="200"} 1.0' in text
     assert 'rollup_operator_reconcile_passes_total{result="Ready"}' in text
     assert 'rollup_operator_kubernetes_writes_total{kind="status"}' in text

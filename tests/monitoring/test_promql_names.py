@@ -1,7 +1,8 @@
 """Every PromQL expression of the alert rules and the dashboard parses with Prometheus' own parser
 and names only metrics and labels that a real scrape of the operator's /metrics shows: the
 operator runs as a process against the real API server and the emulator, does a stop (so the
-histograms, the jobs gauge and connection_up have samples), and its /metrics is scraped."""
+histograms, the jobs and conditions gauges and connection_up have samples; a job is Stalled as
+JobNotFound, another as DuplicateJob in its desired state), and its /metrics is scraped."""
 
 from __future__ import annotations
 
@@ -45,9 +46,12 @@ def scrape(apiserver, kubectl, kube_admin):
         cluster.connection("es", emu.url, syncInterval="1s")
         cluster.job("scraped", "stopped")
         cluster.job("missing", "stopped")  # not on the server: Stalled, JobNotFound
+        cluster.job("scraped-twice", "stopped", jobId="scraped")  # Stalled, DuplicateJob, in its desired state
         op.start()
         cluster.wait_ready("scraped", timeout=30)
         cluster.wait_reason("missing", "JobNotFound", timeout=30)
+        cluster.wait_reason("scraped-twice", "DuplicateJob", timeout=30)
+        cluster.wait("scraped-twice", lambda o: o["status"].get("jobState") == "stopped", timeout=30, what="the owner's stop seen")
         text = op.metrics()
     finally:
         op.stop()
@@ -67,7 +71,8 @@ SAMPLES: list = []  # the scrape's samples, filled by the fixture
 
 def test_the_scrape_has_what_the_bundle_needs(scrape):
     # the scenario produced a sample of every operator metric family the bundle uses
-    for name in ("rollup_operator_jobs", "rollup_operator_connection_up", "rollup_operator_stop_duration_seconds_bucket",
+    for name in ("rollup_operator_jobs", "rollup_operator_job_conditions", "rollup_operator_connection_conditions",
+                 "rollup_operator_connection_up", "rollup_operator_stop_duration_seconds_bucket",
                  "rollup_operator_stop_timeouts_total", "rollup_operator_reconcile_passes_total",
                  "rollup_operator_elasticsearch_request_duration_seconds_bucket", "rollup_operator_kubernetes_writes_total"):
         assert name in scrape, f"{name} not in the scrape"
@@ -75,7 +80,24 @@ def test_the_scrape_has_what_the_bundle_needs(scrape):
 
 def test_the_states_the_alerts_match_on_are_real(scrape):
     jobs = {(s.labels["state"], s.labels["desired"]): s.value for s in SAMPLES if s.name == "rollup_operator_jobs"}
-    assert jobs == {("stopped", "stopped"): 1.0, ("absent", "stopped"): 1.0}, jobs
+    assert jobs == {("stopped", "stopped"): 2.0, ("absent", "stopped"): 1.0}, jobs
+
+
+def test_the_conditions_the_alerts_match_on_are_real(scrape):
+    """RollupJobStalled's and RollupConnectionNotReady's selectors, on the real scrape."""
+    def by(name):
+        return {(s.labels["type"], s.labels["status"], s.labels["reason"]): s.value for s in SAMPLES if s.name == name}
+    jobs = by("rollup_operator_job_conditions")
+    stalled = {r: v for (t, st, r), v in jobs.items() if (t, st) == ("Stalled", "True")}
+    assert stalled == {"JobNotFound": 1.0, "DuplicateJob": 1.0}, jobs
+    assert jobs[("Ready", "True", "Stopped")] == 1.0
+    for type_ in ("Ready", "Reconciling", "Stalled"):
+        assert sum(v for (t, _, _), v in jobs.items() if t == type_) == 3.0, jobs
+    conns = by("rollup_operator_connection_conditions")
+    assert conns == {("Ready", "True", "Connected"): 1.0, ("Reconciling", "False", "Connected"): 1.0,
+                     ("Stalled", "False", "Connected"): 1.0}, conns
+    buckets = {s.labels["le"] for s in SAMPLES if s.name == "rollup_operator_stop_duration_seconds_bucket"}
+    assert {"3600.0", "7200.0", "21600.0"} <= buckets, buckets  # RollupStopsSlow's quantile needs a bound at 1 h
 
 
 @pytest.mark.parametrize("where,expr", ALL_EXPRS, ids=[w for w, _ in ALL_EXPRS])
@@ -106,5 +128,6 @@ def test_dashboard_structure():
     used = " ".join(e for _, e in dashboard_exprs())
     for metric in ("rollup_operator_jobs", "rollup_operator_stop_duration_seconds_bucket", "rollup_operator_stop_timeouts_total",
                    "rollup_operator_elasticsearch_request_duration_seconds_bucket", "rollup_operator_kubernetes_writes_total",
-                   "rollup_operator_connection_up", "rollup_operator_reconcile_passes_total"):
+                   "rollup_operator_connection_up", "rollup_operator_reconcile_passes_total",
+                   "rollup_operator_job_conditions", "rollup_operator_connection_conditions"):
         assert metric in used, f"the dashboard has no panel on {metric}"
