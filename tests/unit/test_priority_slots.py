@@ -15,6 +15,14 @@ async def _run(slots: PrioritySlots, order: list[str], name: str, prio: int, hol
             await hold.wait()
 
 
+async def _held(slots: PrioritySlots, order: list[str], name: str = "holder") -> tuple[asyncio.Task[None], asyncio.Event]:
+    """A task holding the one slot until the returned event is set."""
+    gate = asyncio.Event()
+    task = asyncio.create_task(_run(slots, order, name, 0, gate))
+    await asyncio.sleep(0)
+    return task, gate
+
+
 async def test_waiters_are_served_by_priority_then_in_arrival_order():
     slots = PrioritySlots(1)
     order: list[str] = []
@@ -43,9 +51,7 @@ async def test_free_slots_are_taken_at_once_and_returned():
 async def test_a_waiter_raised_while_waiting_goes_before_the_others():
     slots = PrioritySlots(1)
     order: list[str] = []
-    gate = asyncio.Event()
-    holder = asyncio.create_task(_run(slots, order, "holder", 0, gate))
-    await asyncio.sleep(0)
+    holder, gate = await _held(slots, order)
     early = asyncio.create_task(_run(slots, order, "early", 1))
     await asyncio.sleep(0)
     late = slots.waiter(1)
@@ -67,9 +73,7 @@ async def test_a_waiter_raised_while_waiting_goes_before_the_others():
 async def test_a_cancelled_waiter_gives_up_its_place_and_never_leaks_a_slot():
     slots = PrioritySlots(1)
     order: list[str] = []
-    gate = asyncio.Event()
-    holder = asyncio.create_task(_run(slots, order, "holder", 0, gate))
-    await asyncio.sleep(0)
+    holder, gate = await _held(slots, order)
     gone = asyncio.create_task(_run(slots, order, "gone", 0))
     after = asyncio.create_task(_run(slots, order, "after", 1))
     await asyncio.sleep(0)
@@ -80,9 +84,7 @@ async def test_a_cancelled_waiter_gives_up_its_place_and_never_leaks_a_slot():
     await asyncio.gather(holder, after)
     assert order == ["holder", "after"]
     # Cancelled just as the slot was handed to it: the slot goes back, not lost.
-    gate2 = asyncio.Event()
-    holder2 = asyncio.create_task(_run(slots, order, "holder2", 0, gate2))
-    await asyncio.sleep(0)
+    holder2, gate2 = await _held(slots, order, "holder2")
     unlucky = asyncio.create_task(_run(slots, order, "unlucky", 0))
     await asyncio.sleep(0)
     gate2.set()
