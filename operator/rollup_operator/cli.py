@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--coalesce-window", type=float, default=0.05, metavar="SECONDS",
                      help="how long a shared read waits for other jobs to join before it is sent")
     run.add_argument("--kube-writers", type=int, default=16, metavar="N",
-                     help="status/event writes to the Kubernetes API in flight at once")
+                     help="status writes to the Kubernetes API in flight at once (Events: a quarter of it, at least 2); "
+                          "under a backlog, statuses that end a transition go first")
     le = run.add_argument_group("leader election (see the README, High availability)")
     le.add_argument("--leader-elect", action="store_true",
                     help="act only while holding a coordination.k8s.io Lease; other replicas stand by")
