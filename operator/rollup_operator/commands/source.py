@@ -116,33 +116,29 @@ def _target_from_connection(args: argparse.Namespace) -> Target:
     if not ns or not name:
         raise CommandError("--from-connection takes NAMESPACE/NAME", EXIT_USAGE)
 
-    def code(e: ApiError) -> int:
-        return int(getattr(e.status, "code", 0) or 0)
+    def read(resource: Any, obj_name: str, what: str, missing: str) -> Any:
+        """One GET: a 404 says ``missing``, a 401/403 that Kubernetes refused to read ``what``."""
+        try:
+            return api.get(resource, obj_name, namespace=ns)
+        except ApiError as e:
+            code = int(getattr(e.status, "code", 0) or 0)
+            if code == 404:
+                raise CommandError(missing, EXIT_KUBE) from None
+            if code in (401, 403):
+                raise CommandError(f"Kubernetes refused to read {what} ({code})", EXIT_KUBE) from None
+            raise
 
     try:
         api = Client(load_config(args.kubeconfig), trust_env=False)
-        try:
-            body = api.get(ConnectionResource, name, namespace=ns).to_dict()
-        except ApiError as e:
-            if code(e) == 404:
-                raise CommandError(f"ElasticsearchConnection {ns}/{name} not found", EXIT_KUBE) from None
-            if code(e) in (401, 403):
-                raise CommandError(f"Kubernetes refused to read ElasticsearchConnection {ns}/{name} ({code(e)})", EXIT_KUBE) from None
-            raise
+        where = f"ElasticsearchConnection {ns}/{name}"
+        body = read(ConnectionResource, name, where, f"{where} not found").to_dict()
         spec = connection_spec_from_body(body)
         secrets: dict[str, dict[str, str]] = {}
 
         def secret(ref) -> str:
             if ref.name not in secrets:
-                try:
-                    s = api.get(Secret, ref.name, namespace=ns)
-                except ApiError as e:
-                    if code(e) == 404:
-                        raise CommandError(f"Secret {ns}/{ref.name} named by the connection not found", EXIT_KUBE) from None
-                    if code(e) in (401, 403):
-                        raise CommandError(f"Kubernetes refused to read Secret {ns}/{ref.name} ({code(e)})", EXIT_KUBE) from None
-                    raise
-                secrets[ref.name] = s.data or {}
+                where = f"Secret {ns}/{ref.name}"
+                secrets[ref.name] = read(Secret, ref.name, where, f"{where} named by the connection not found").data or {}
             raw = secrets[ref.name].get(ref.key)
             if raw is None:
                 raise CommandError(f"Secret {ns}/{ref.name} has no key {ref.key!r}", EXIT_KUBE)
