@@ -129,12 +129,13 @@ class StatusWriter:
                     box.waiter = self.slots.waiter(priority(box.status))
                     async with box.waiter:
                         # Taken only once a slot is held: the statuses queued meanwhile collapse.
+                        # This task is the only one that takes it, so it is still there.
                         box.waiter = None
                         status, box.status = box.status, None
-                        if status is not None:
-                            obj = await self._apply(box.target, status)
-                            if obj is not None:
-                                box.target.rv = max(box.target.rv, resource_version(obj.get("metadata") or {}))
+                        assert status is not None
+                        obj = await self._apply(box.target, status)
+                        if obj is not None:
+                            box.target.rv = max(box.target.rv, resource_version(obj.get("metadata") or {}))
                     continue
                 # Events in order, each after the status it describes; a newer status goes first
                 # (under a backlog, Ready must not wait behind the Events of the steps before it).
