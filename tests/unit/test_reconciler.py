@@ -213,11 +213,8 @@ async def test_outage_is_retried_with_backoff_and_recovers(world):
     assert conn.get("conditions")
 
 
-async def test_close_without_drain_cancels_calls_in_flight_and_writes_nothing_more(emu):
-    kube = FakeKube()
-    ctl = Controller(kube, poll_interval=0.1, coalesce_window=0.01)
-    ctl.on_connection_event("ADDED", conn_body(emu.url))
-    w = World(emu, kube, ctl)
+async def test_close_without_drain_cancels_calls_in_flight_and_writes_nothing_more(world):
+    w, emu, kube, ctl = world, world.emu, world.kube, world.ctl
     emu.add_job("c1", state="indexing", stop_delay=30.0)
     w.put("c1", "stopped", stop={"timeout": "20s"})
     await w.until(lambda: kube.ready("c1") == "Stopping")
@@ -229,11 +226,8 @@ async def test_close_without_drain_cancels_calls_in_flight_and_writes_nothing_mo
     assert kube.writes == writes
 
 
-async def test_graceful_close_counts_the_stop_in_flight_and_writes_it(emu):
-    kube = FakeKube()
-    ctl = Controller(kube, poll_interval=0.1, coalesce_window=0.01)
-    ctl.on_connection_event("ADDED", conn_body(emu.url))
-    w = World(emu, kube, ctl)
+async def test_graceful_close_counts_the_stop_in_flight_and_writes_it(world):
+    w, emu, kube, ctl = world, world.emu, world.kube, world.ctl
     emu.add_job("g1", state="indexing", stop_delay=30.0)
     w.put("g1", "stopped", stop={"timeout": "20s"})
     await w.until(lambda: kube.ready("g1") == "Stopping" and emu.job_state("g1") == "stopping")  # the stop arrived
