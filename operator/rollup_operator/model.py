@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .job_config import InvalidSpec, config_differences, config_to_es  # noqa: F401 - re-exported
+from .kube_names import InvalidName, require as _require_name
 
 GROUP = "rollup.esops.dev"
 VERSION = "v1alpha1"
@@ -117,6 +118,10 @@ def job_spec_from_body(body: Mapping[str, Any]) -> JobSpec:
     conn = (spec.get("connectionRef") or {}).get("name")
     if not conn or not isinstance(conn, str):
         raise InvalidSpec("spec.connectionRef.name is required: name the ElasticsearchConnection in this namespace")
+    try:
+        _require_name("spec.connectionRef.name", conn)
+    except InvalidName as e:
+        raise InvalidSpec(str(e))
     job_id = spec.get("jobId") or name
     if not isinstance(job_id, str) or not job_id or "/" in job_id or len(job_id) > 512:
         raise InvalidSpec(f"spec.jobId {job_id!r} is not a valid rollup job id (non-empty, no '/', at most 512 characters)")
@@ -201,6 +206,14 @@ class ConnectionSpec:
         return frozenset(r.name for r in refs if r is not None)
 
 
+def _secret_name(field: str, name: Any) -> None:
+    """Refuse a Secret name that is not a Kubernetes object name (it could walk out of the namespace's path)."""
+    try:
+        _require_name(field, name)
+    except InvalidName as e:
+        raise InvalidSpec(str(e))
+
+
 def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
@@ -221,6 +234,7 @@ def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
         ref = basic.get("secretRef") or {}
         if not ref.get("name"):
             raise InvalidSpec("spec.auth.basic.secretRef.name is required")
+        _secret_name("spec.auth.basic.secretRef.name", ref["name"])
         username = SecretKeyRef(ref["name"], basic.get("usernameKey", "username"))
         password = SecretKeyRef(ref["name"], basic.get("passwordKey", "password"))
     ak = auth.get("apiKey")
@@ -230,6 +244,7 @@ def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
         ref = ak.get("secretRef") or {}
         if not ref.get("name"):
             raise InvalidSpec("spec.auth.apiKey.secretRef.name is required")
+        _secret_name("spec.auth.apiKey.secretRef.name", ref["name"])
         api_key = SecretKeyRef(ref["name"], ak.get("key", "api_key"))
 
     tls = spec.get("tls") or {}
@@ -238,6 +253,7 @@ def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
         ref = tls["caSecretRef"]
         if not ref.get("name"):
             raise InvalidSpec("spec.tls.caSecretRef.name is required")
+        _secret_name("spec.tls.caSecretRef.name", ref["name"])
         ca = SecretKeyRef(ref["name"], ref.get("key", "ca.crt"))
 
     sync_interval_s = parse_duration(spec.get("syncInterval", "60s"), what="spec.syncInterval")
