@@ -202,3 +202,25 @@ def test_connection_refs_that_leave_the_namespace_are_refused_at_admission(clust
 def test_a_valid_dotted_secret_name_is_admitted(cluster):
     cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "elasticsearchconnections",
                                                    _connection("dotted", auth={"basic": {"secretRef": {"name": "es-creds.v2"}}}))
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ({"requestTimeout": "1h"}, "spec.requestTimeout must be at most 5m"),
+    ({"maxResponseSize": "300Mi"}, "spec.maxResponseSize must be at most 256Mi"),
+    ({"maxResponseSize": "300000Ki"}, "spec.maxResponseSize must be at most 256Mi"),
+    ({"maxResponseSize": "1Gi"}, "spec.maxResponseSize"),
+])
+def test_connection_ceilings_are_enforced_at_admission(cluster, spec, needle):
+    """Issue 20 finding 2: a tenant cannot set an hour-long timeout or an unbounded answer size."""
+    body = _connection("ceil")
+    body["spec"].update(spec)
+    assert needle in create_error(cluster, body, plural="elasticsearchconnections")
+
+
+def test_connection_limits_within_the_ceilings_are_admitted_with_defaults(cluster):
+    obj = cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "elasticsearchconnections",
+                                                         _connection("within"))
+    assert obj["spec"]["maxResponseSize"] == "32Mi"
+    body = _connection("within2")
+    body["spec"].update({"requestTimeout": "5m", "maxResponseSize": "256Mi"})
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "elasticsearchconnections", body)

@@ -92,7 +92,7 @@ def test_redact_credentials_in_urls():
 @pytest.mark.parametrize("status,cls,reason", [
     (401, elasticsearch.AuthenticationException, "unable to authenticate user [ops-admin] for REST request [/_rollup/job/_all]"),
     (403, elasticsearch.AuthorizationException,
-     "action [cluster:monitor/xpack/rollup/get] is unauthorized for user [ops-admin] with effective roles [viewer], this action is granted by the cluster privileges [monitor_rollup,manage_rollup,all]"),
+     "action [cluster:monitor/xpack/rollup/get] is unauthorized for user [ops-admin] with effective roles [viewer], this action is granted by the cluster privileges [monitor_rollup,all]"),
     (403, elasticsearch.AuthorizationException, "action [cluster:admin/xpack/rollup/stop] is unauthorized for user [svc] run as [ops-admin] with roles [x]"),
     (401, elasticsearch.AuthenticationException, "unable to authenticate with provided credentials: api key [ops-admin] is expired"),
 ])
