@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from .model import API_VERSION, CONNECTION_KIND, JOB_KIND, InvalidSpec, config_differences, config_to_es
+from .model import API_VERSION, CONNECTION_KIND, JOB_KIND, InvalidSpec, config_differences, config_to_es, job_spec_from_body
 
 #: Longest name we emit: a DNS-1123 label (kubectl shows it, labels and events can carry it).
 MAX_NAME = 63
@@ -204,6 +204,10 @@ def job_document(entry: Mapping[str, Any], name: str, connection: str, namespace
     spec["deletionPolicy"] = "Retain"
     spec["config"] = cfg
     body = {"apiVersion": API_VERSION, "kind": JOB_KIND, "metadata": _meta(name, namespace), "spec": spec}
+    try:  # the same rules the operator applies to a stored RollupJob (and the CRD at admission)
+        job_spec_from_body({**body, "metadata": {**body["metadata"], "namespace": namespace or "default", "generation": 1}})
+    except InvalidSpec as e:
+        raise ExportError(f"cannot be represented as a RollupJob: {e}") from None
     return Exported(body, comments)
 
 
@@ -233,11 +237,32 @@ def export_documents(jobs: Iterable[Mapping[str, Any]], *, connection: Connectio
     return docs, errors
 
 
+#: Plain scalars that no YAML 1.1 or 1.2 reader takes for anything but a string: a letter or '_' first, then
+#: letters, digits and ``_ . - /``, and not one of the words YAML 1.1 reads as a boolean or null. Anything
+#: else (``y``, ``N``, ``1e3``, ``+1e3``, ``0o17``, ``.inf``, ``12:30``, ``2026-01-01``...) is quoted, since
+#: Kubernetes' reader (YAML 1.1 rules) would take it for a bool, a number or a time where PyYAML does not.
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+_YAML11_WORDS = frozenset("y yes n no true false on off null".split())
+
+
+class _QuotingDumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    plain = bool(_PLAIN.match(value)) and value.lower() not in _YAML11_WORDS
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=None if plain else '"')
+
+
+_QuotingDumper.add_representer(str, _str)
+
+
 def render_yaml(docs: list[Exported]) -> str:
     parts = []
     for d in docs:
         head = "".join(f"# {c}\n" if c else "#\n" for c in d.comments)
-        parts.append(head + yaml.safe_dump(d.body, sort_keys=False, default_flow_style=False))
+        parts.append(head + yaml.dump(d.body, Dumper=_QuotingDumper, sort_keys=False, default_flow_style=False,
+                                      allow_unicode=True, width=1 << 30))
     return "---\n".join(parts)
 
 

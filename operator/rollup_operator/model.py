@@ -128,6 +128,8 @@ def job_spec_from_body(body: Mapping[str, Any]) -> JobSpec:
     why = job_id_problem(job_id)
     if why:  # the CRD refuses these at admission; objects stored before that rule get this
         raise InvalidSpec(f"spec.jobId {job_id!r} {why}")
+    if re.search(r"[*,\s]", job_id):  # the rest of the CRD's pattern '^[^/*,\s]+$'
+        raise InvalidSpec(f"spec.jobId {job_id!r} is not a valid rollup job id: no '*', ',' or white space")
 
     stop = spec.get("stop") or {}
     stop_timeout = stop.get("timeout", "30s")

@@ -10,7 +10,7 @@ from .source import EXIT_EXPORT, CommandError, add_command, client, read_jobs, t
 
 
 def register(sub) -> None:
-    add_command(
+    p = add_command(
         sub, "export",
         help="print the server's rollup jobs as RollupJob manifests (kubectl apply -f - adopts them untouched)",
         description=(
@@ -21,7 +21,10 @@ def register(sub) -> None:
         ),
         job_help="export only this job (repeat for several)",
         outputs=("yaml", "json"), output_help="yaml: multi-document YAML; json: a v1 List (default: yaml)",
-    ).set_defaults(handler=run)
+    )
+    p.add_argument("--skip-unrepresentable", action="store_true",
+                   help="leave out the jobs that cannot be RollupJobs (each is still named, with why, on stderr) and exit 0")
+    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
         docs, errors = export.export_documents(jobs, connection=conn, namespace=t.namespace, only=args.job or None)
     except export.ExportError as e:
         raise CommandError(str(e), EXIT_EXPORT) from None
-    if errors:  # all or nothing: a partial export applied by a script would silently drop jobs
+    if errors and getattr(args, "skip_unrepresentable", False):
+        print("rollup-operator export: left out (--skip-unrepresentable):\n  " + "\n  ".join(errors), file=sys.stderr)
+    elif errors:  # all or nothing: a partial export applied by a script would silently drop jobs
         raise CommandError("cannot export faithfully:\n  " + "\n  ".join(errors), EXIT_EXPORT)
     out = export.render_json(docs) if args.output == "json" else export.render_yaml(docs)
     if not any(d.body["kind"] == "RollupJob" for d in docs):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import json
 import sys
 import warnings
@@ -97,9 +98,15 @@ def _walk(props: dict, prefix: str, dims: set, types: dict, metrics: dict) -> No
             metrics[path] = spec["time_series_metric"]
 
 
+_ROW_BREAKING = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
 def markdown(plans: list[dict]) -> str:
     def cell(s: str) -> str:
-        return str(s).replace("|", "\\|").replace("\n", " ")
+        # A row is one line: every line break (CR, LF, NEL, U+2028/9...) and control character becomes a
+        # space, '|' is escaped, and '\\' before it too so that "\\|" cannot close the cell.
+        text = _ROW_BREAKING.sub(" ", str(s))
+        return text.replace("\\", "\\\\").replace("|", "\\|")
 
     rows = ["| job | interval | dimensions | metrics | verdict | blockers |", "|---|---|---|---|---|---|"]
     for p in plans:
