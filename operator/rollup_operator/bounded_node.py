@@ -19,12 +19,8 @@ from typing import Any
 import aiohttp
 from elastic_transport import AiohttpHttpNode
 
-#: Default bound. Measured on the emulator (8.17 and 9.1 answers alike): ``GET _rollup/job/_all`` of 2,000
-#: seeded jobs is 1,172,010 bytes, 586 bytes a job; a job with several terms and metrics is larger, allow
-#: 2 KiB: 32 MiB holds ~57,000 seeded jobs and ~16,000 jobs of 2 KiB.
-DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-#: The ceiling a connection may raise it to (the CRD enforces it too).
-MAX_RESPONSE_CEILING_BYTES = 256 * 1024 * 1024
+from .model import DEFAULT_MAX_RESPONSE_BYTES
+
 _CHUNK = 64 * 1024
 
 
