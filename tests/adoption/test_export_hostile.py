@@ -17,8 +17,8 @@ import sys
 import pytest
 import yaml
 
-from rollup_operator import export
-from rollup_operator.testing import EmulatorThread
+from rollup_operator.cli import export
+from es_rollup_emulator import EmulatorThread
 
 HOSTILE = ["y", "n", "Y", "N", "1e3", "+1e3", "1.0e3", "2e5", "1.5e3", "0o17", "yes", "off", "null", "0x1f", "1_000", "12:30",
            "2026-01-01", ".inf", "-.nan", "~"]
@@ -26,7 +26,7 @@ UNREPRESENTABLE = ["a b", "a\tb", "a\rb", "x" * 600]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rollup_operator.cli", *args], capture_output=True, text=True, timeout=60,
+    return subprocess.run([sys.executable, "-m", "rollup_operator.cli.main", *args], capture_output=True, text=True, timeout=60,
                           env=dict(os.environ))
 
 
@@ -94,7 +94,7 @@ def test_kubectl_accepts_the_real_output(hostile_server, cluster, kubectl):
 
 @pytest.mark.parametrize("job_id", ["a\rb", "a\nb", "a\r\nb", "a\u2028b", "a\x85b", "a|b", "a\\|b", "a\x0bb", "a\x00b"])
 def test_migration_plan_markdown_rows_stay_one_row(job_id):
-    from rollup_operator.commands.plan_cmd import markdown
+    from rollup_operator.cli.plan_cmd import markdown
 
     plan = {"jobId": job_id, "interval": "1h", "dimensions": [f"host{job_id}"], "metrics": [{"field": f"v{job_id}", "type": "gauge"}],
             "verdict": "blocked", "downsampleable": False, "sourceChecked": True,
