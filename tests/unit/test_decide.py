@@ -274,3 +274,39 @@ def test_a_stop_abandoned_in_flight_counts_as_an_attempt():
     from rollup_operator.job.progress import stop_abandoned
     p = advance(Progress(), Action("stop"), StopTimedOut("stopping"))
     assert stop_abandoned(p).stop_attempts == 2
+
+
+# --- OpenSearch's end states (engine/opensearch/responses.py): finished and failed ----------------
+
+@pytest.mark.parametrize("desired", ["started", "stopped"])
+def test_a_finished_one_shot_job_is_ready_and_left_alone(desired):
+    d = decide(spec(desired=desired), seen("finished"), Progress())
+    assert d.action is None and d.requeue_after is None
+    assert (d.verdict.phase, d.verdict.reason, d.verdict.job_state) == (READY, "Finished", "finished")
+    assert d.verdict.in_desired_state
+
+
+def test_a_finished_job_is_not_drift_after_convergence():
+    s = spec(desired="started")
+    p = _converged(s, "started")
+    d = decide(s, seen("finished"), p)
+    assert not d.drift and d.action is None
+
+
+@pytest.mark.parametrize("desired", ["started", "stopped"])
+def test_a_failed_job_is_stalled_with_the_servers_reason(desired):
+    obs = JobObserved("failed", {}, None, reason="failed to search source index [x]")
+    d = decide(spec(desired=desired), obs, Progress())
+    assert d.action is None
+    assert (d.verdict.phase, d.verdict.reason, d.verdict.job_state) == (STALLED, "JobFailed", "failed")
+    assert "failed to search source index [x]" in d.verdict.message
+
+
+@pytest.mark.parametrize("state", ["finished", "failed"])
+def test_deletion_deletes_a_finished_or_failed_job_at_once(state):
+    assert decide(_deleting(), seen(state), Progress()).action == Action("delete")
+
+
+def test_a_suspended_finished_job_counts_as_in_its_desired_state():
+    d = decide(spec(desired="started", suspend=True), seen("finished"), Progress())
+    assert d.verdict.phase == SUSPENDED and d.verdict.in_desired_state

@@ -84,7 +84,7 @@ def publish_connection_status(entry: ConnectionEntry, conn: Connection, snap: Sn
         info.usage_rule if info else None,
         conn.gateway.deprecation_warning if conn.gateway else None,
         len(snap.jobs) if snap.failure is None else None,
-        entry.status, now_iso(),
+        entry.status, now_iso(), engine=conn.engine,
     )
     prev_ready = cond.get(entry.status.get("conditions"), cond.READY) or {}
     new_ready = wanted["conditions"][0]

@@ -13,6 +13,9 @@ from typing import Union
 # Job states as Elasticsearch reports them in GET _rollup/job (job_state).
 STARTED, INDEXING, STOPPING, STOPPED, ABORTING = "started", "indexing", "stopping", "stopped", "aborting"
 RUNNING_STATES = frozenset({STARTED, INDEXING})
+# OpenSearch only (engine/opensearch/responses.py maps its init/started/stopped/finished/failed/retry):
+# a one-shot job that rolled up its whole source and disabled itself; a job whose run failed (``reason``).
+FINISHED, FAILED = "finished", "failed"
 # Values of status.jobState that are not server states.
 ABSENT, UNKNOWN = "absent", "unknown"
 
@@ -24,6 +27,8 @@ class JobObserved:
     state: str
     stats: dict = field(default_factory=dict, compare=False, hash=False)
     config: dict | None = field(default=None, compare=False, hash=False)
+    #: Why the server says the job failed (state ``failed``).
+    reason: str | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ UNAUTHORIZED = "Unauthorized"
 FORBIDDEN = "Forbidden"
 NOT_ELASTICSEARCH = "NotElasticsearch"
 UNSUPPORTED_VERSION = "UnsupportedVersion"
+#: spec.engine names an engine the server is not (e.g. opensearch on an Elasticsearch cluster).
+WRONG_ENGINE = "WrongEngine"
 CONNECTION_NOT_FOUND = "ConnectionNotFound"
 INVALID_CONNECTION = "InvalidConnection"
 #: A Secret the connection names cannot be used: it does not exist, or it does not opt in with the

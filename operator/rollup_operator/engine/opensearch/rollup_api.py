@@ -29,7 +29,7 @@ from rollup_operator.engine.elasticsearch import responses as answers
 from rollup_operator import metrics
 from rollup_operator.engine.opensearch import responses as osa
 from rollup_operator.engine.elasticsearch.rollup_api import classify
-from rollup_operator.job.observations import UNAVAILABLE, Done, Failure, JobAbsent, JobObserved, Outcome, StopTimedOut
+from rollup_operator.job.observations import FAILED, FINISHED, STOPPED, UNAVAILABLE, Done, Failure, JobAbsent, JobObserved, Outcome, StopTimedOut
 
 ENGINE = "opensearch"
 JOBS = "/_plugins/_rollup/jobs"
@@ -155,7 +155,7 @@ class OpenSearchGateway:
             if isinstance(seen, (Failure, JobAbsent)):
                 return seen
             now = time.monotonic()
-            if seen.state not in ("stopped", osa.FINISHED):
+            if seen.state not in (STOPPED, FINISHED, FAILED):  # failed and finished jobs run no page
                 still_since = None
             elif still_since is None or seen.stats != last:
                 still_since = now
