@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from rollup_operator.engine.opensearch import responses as osa
-from tests.integration.conftest import cluster, installed, operator, pytest_runtest_makereport  # noqa: F401
 
 from .conftest import es_config
 

@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from tests.integration.conftest import cluster, installed, operator, pytest_runtest_makereport  # noqa: F401
 from tests.integration.support import condition
 
 pytestmark = pytest.mark.apiserver
@@ -169,3 +168,41 @@ def test_managed_create_start_stop_and_delete(cluster, operator, opensearch_node
     cluster.delete("op-made")
     cluster.wait_gone("op-made", timeout=30)
     assert doc(node, "op-made") is None  # deletionPolicy Delete: the server job is gone too
+
+
+def test_a_managed_job_changed_on_the_server_is_put_back_in_place(cluster, operator, opensearch_node, source_index):
+    """spec.config is immutable at admission (the RollupJob CRD); a managed job whose cron or page_size
+    was changed on the server is updated back in place, guarded by the _seq_no it was read at; a change
+    OpenSearch cannot make in place (the target index) stays a ConfigConflict."""
+    from rollup_operator.engine.opensearch import responses as osa
+    from rollup_operator.job.spec import config_to_es
+
+    node = opensearch_node
+    connect(cluster, node)
+    cfg = dict(CONFIG, rollupIndex="os-tgt-upd")
+    cluster.job("op-upd", "started", connection="os", config=cfg, deletionPolicy="Delete")
+    operator()
+    assert cluster.wait_ready("op-upd", timeout=30)["status"]["managed"] is True
+    d = doc(node, "op-upd")
+    edited = osa.to_opensearch({**config_to_es(cfg), "cron": "0 */7 * * * ?", "page_size": 3}, enabled=True)
+    status, body = node.request("PUT", f"/_plugins/_rollup/jobs/op-upd?if_seq_no={d['_seq_no']}&if_primary_term={d['_primary_term']}", edited)
+    assert status == 200, body
+    until(lambda: doc(node, "op-upd")["rollup"]["schedule"]["cron"]["expression"] == "*/5 * * * *", 30,
+          "the operator to put the cron back")
+    after = doc(node, "op-upd")
+    assert after["rollup"]["page_size"] == 1000 and after["rollup"]["enabled"] is True and after["_seq_no"] > body["_seq_no"]
+    reasons = cluster.wait_events("op-upd", "DriftDetected")
+    assert cluster.wait_ready("op-upd")["status"]["jobState"] == "started", reasons
+    moved = osa.to_opensearch({**config_to_es(cfg), "rollup_index": "os-tgt-moved"}, enabled=True)
+    # the target index cannot be changed by an update: only a new job (delete + create) can do that
+    status, body = node.request("DELETE", "/_plugins/_rollup/jobs/op-upd")
+    assert status == 200, body
+    status, body = node.request("PUT", "/_plugins/_rollup/jobs/op-upd", moved)
+    assert status == 201, body
+    obj = cluster.wait_reason("op-upd", "ConfigConflict", type_="Stalled", timeout=30)
+    assert "rollup_index" in condition(obj, "Stalled")["message"]
+    time.sleep(2)
+    assert doc(node, "op-upd")["_seq_no"] == body["_seq_no"]  # nothing sent
+    cluster.delete("op-upd")
+    cluster.wait_gone("op-upd", timeout=30)
+    assert doc(node, "op-upd") is None

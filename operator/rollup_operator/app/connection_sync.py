@@ -65,7 +65,8 @@ def wake_changed_jobs(key: Key, snap: Snapshot, store: Store, queue: WorkQueue[K
         if job.spec is None or queue.busy(job.key) or queue.pending(job.key):
             continue  # a job in a pass (or waiting to look again) makes its own reads
         obs = snap.observe(job.spec.job_id)
-        if obs == job.obs and isinstance(obs, JobObserved) and obs.stats == getattr(job.obs, "stats", None):
+        if obs == job.obs and isinstance(obs, JobObserved) and obs.stats == getattr(job.obs, "stats", None) \
+                and obs.config == getattr(job.obs, "config", None):  # a config changed on the server (OpenSearch can) wakes it
             job.obs_time = snap.started_at
             continue
         job.obs, job.obs_time = obs, snap.started_at

@@ -33,6 +33,8 @@ class RollupDialect(Protocol):
 
     async def delete(self, job_id: str) -> Outcome: ...
 
+    async def update(self, job_id: str, config: dict[str, Any], seen: JobObserved) -> Outcome: ...
+
 
 def engine_of(info: dict[str, Any]) -> str:
     """The engine a ``GET /`` answer names (``version.distribution: opensearch``), else Elasticsearch."""

@@ -63,6 +63,10 @@ class Action:
 
 
 STOP, START, CREATE, DELETE = Action("stop"), Action("start"), Action("create"), Action("delete")
+UPDATE = Action("update")
+#: What a server that updates jobs in place (OpenSearch: JobObserved.seq) changes without refusing
+#: "Not allowed to modify [...]": the schedule, page_size and delay.
+IN_PLACE = frozenset({"cron", "page_size", "groups.date_histogram.delay"})
 ADD_FINALIZER, REMOVE_FINALIZER = Action("add_finalizer"), Action("remove_finalizer")
 
 
@@ -185,11 +189,20 @@ def _decide(spec: JobSpec, obs: Observation, progress: Progress) -> Decision:
     assert isinstance(obs, JobObserved)
     if spec.config is not None and obs.config is not None:
         diffs = config_differences(spec.config, obs.config)
+        refused = isinstance(progress.last_outcome, Refused) and progress.last_action == UPDATE.kind
+        if diffs and obs.seq is not None and progress.created and set(diffs) <= IN_PLACE and not refused:
+            return Decision(Verdict(PROGRESSING, "Updating", f"updating rollup job [{jid}] in place ({', '.join(diffs)})",
+                                    obs.state), UPDATE)
+        if diffs and refused:
+            assert isinstance(progress.last_outcome, Refused)
+            return _stalled("ConfigConflict", f"{progress.last_outcome.message}; use a new jobId to get the new config", obs)
         if diffs:
+            why = ("OpenSearch updates in place only the cron, pageSize and delay of a job the operator created"
+                   if obs.seq is not None else "a rollup job cannot be updated")
             return _stalled(
                 "ConfigConflict",
-                f"rollup job [{jid}] exists with a different config ({', '.join(diffs)}); a rollup job cannot "
-                f"be updated, so the operator leaves it alone: use a new jobId to get the new config",
+                f"rollup job [{jid}] exists with a different config ({', '.join(diffs)}); {why}, so the operator "
+                f"leaves it alone: use a new jobId to get the new config",
                 obs,
             )
 

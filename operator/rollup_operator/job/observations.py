@@ -29,6 +29,9 @@ class JobObserved:
     config: dict | None = field(default=None, compare=False, hash=False)
     #: Why the server says the job failed (state ``failed``).
     reason: str | None = field(default=None, compare=False, hash=False)
+    #: (_seq_no, _primary_term) of the job document, where the server can update a job in place
+    #: guarded by them (OpenSearch); None on Elasticsearch, whose rollup jobs cannot be updated.
+    seq: tuple[int, int] | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

@@ -216,6 +216,11 @@ class Gateway:
     async def delete(self, job_id: str) -> Outcome:
         return await self._act("delete", lambda: self.client.rollup.delete_job(id=job_id))
 
+    async def update(self, job_id: str, config: dict, seen: JobObserved) -> Outcome:
+        """Elasticsearch has no update of a rollup job (its observations carry no ``seq``, so the job
+        layer never asks): refused without a request."""
+        return Refused("ConfigConflict", f"Elasticsearch cannot update rollup job [{job_id}] in place")
+
     async def _act(self, api: str, call: Callable[[], Awaitable[Any]]) -> Outcome:
         try:
             resp = await _timed(api, call)

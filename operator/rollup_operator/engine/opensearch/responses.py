@@ -193,7 +193,8 @@ def observe(job_id: str, doc: Any, explain_entry: Any) -> JobObserved | Failure:
     md = md if isinstance(md, Mapping) else None
     state = state_of(rollup["enabled"], md)
     reason = answers.clip(str((md or {}).get("failure_reason") or "no reason given")) if state == FAILED else None
-    return JobObserved(state=state, stats=stats(md), config=to_es_config(job_id, rollup), reason=reason)
+    seq = (doc["_seq_no"], doc["_primary_term"]) if all(isinstance(doc.get(k), int) for k in ("_seq_no", "_primary_term")) else None
+    return JobObserved(state=state, stats=stats(md), config=to_es_config(job_id, rollup), reason=reason, seq=seq)
 
 
 def is_missing(status: int, body: Any) -> bool:
@@ -223,6 +224,10 @@ def error(status: int, body: Any, api: str) -> Outcome:
         return Failure(UNAUTHORIZED, f"OpenSearch rejected the credentials (401 {etype}): {reason}; check the connection's Secret")
     if status == 403:
         return Failure(FORBIDDEN, f"{reason} (403): grant the user the rollup permissions (cluster:admin/opendistro/rollup/*)")
+    if api == "update" and status == 409:
+        return Failure(UNAVAILABLE, f"rollup job changed on the server since it was read (409 {etype}); reading it again")
+    if api == "update" and status == 400:
+        return Refused("InvalidConfig", f"OpenSearch refused to update the job in place: {reason}")
     if api == "create" and status == 409:
         return Refused("JobIdReused", f"{reason}: a job with this id exists; choose a new spec.jobId")
     if api == "create" and status == 400:
