@@ -4,7 +4,8 @@ A link's file (or directory) must exist inside the repository and, when the link
 (``page.md#section``), the page must have a heading with that anchor, as GitHub derives it. No page
 may point outside the repository: a clone has no ``../shared``. The checker itself is tested on
 pages written for the purpose, so a broken link, a missing anchor and a link out of the repository
-are each shown to fail.
+are each shown to fail. And docs/reference/api.md describes every field the CRDs of manifests/crds/
+declare, so a new field cannot land undocumented.
 """
 
 from __future__ import annotations
@@ -173,3 +174,33 @@ def test_a_pending_page_is_excused_only_while_absent(repo):
     (repo / "docs" / "engines.md").write_text("# Engines\n")
     assert check(repo, "[e](docs/engines.md#x)\n", frozenset({"docs/engines.md"})) == [
         "README.md:1: docs/engines.md#x: docs/engines.md has no heading with the anchor #x"]
+
+
+# --- the API reference against the CRDs ------------------------------------------------------------
+
+def crd_fields(kind_file: str) -> tuple[str, list[tuple[str, ...]], list[str]]:
+    """(kind, every spec field path, every top-level status field) of one CRD of manifests/crds/."""
+    import yaml
+
+    crd = yaml.safe_load((REPO / "manifests" / "crds" / kind_file).read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+    paths: list[tuple[str, ...]] = []
+
+    def walk(node: dict, path: tuple[str, ...]) -> None:
+        node = node.get("items", node)
+        for name, child in node.get("properties", {}).items():
+            paths.append(path + (name,))
+            walk(child, path + (name,))
+
+    walk(schema["spec"], ())
+    return crd["spec"]["names"]["kind"], paths, list(schema["status"].get("properties", {}))
+
+
+@pytest.mark.parametrize("kind_file", ["rollup.esops.dev_rollupjobs.yaml", "rollup.esops.dev_elasticsearchconnections.yaml"])
+def test_the_api_reference_names_every_crd_field(kind_file):
+    kind, spec_paths, status_fields = crd_fields(kind_file)
+    text = (REPO / "docs" / "reference" / "api.md").read_text()
+    section = re.split(r"\n## ", text.split(f"\n## {kind}", 1)[1], maxsplit=1)[0]
+    missing = [".".join(p) for p in spec_paths if f"`spec.{p[0]}" not in section or not re.search(rf"\b{re.escape(p[-1])}\b", section)]
+    missing += [f"status.{f}" for f in status_fields if f"`{f}`" not in section]
+    assert missing == [], f"docs/reference/api.md ({kind}) does not describe {missing}"
