@@ -21,7 +21,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Iterator
 
 from elasticsearch import AsyncElasticsearch
 
@@ -56,6 +57,14 @@ SecretReader = credentials.SecretGetter  # (namespace, name) -> the Secret objec
 Wanted = Callable[[], bool] | None
 
 
+@dataclass(frozen=True)
+class Awaiting:
+    """A request of this connection's that has been sent and not answered yet."""
+
+    request: str  # e.g. "GET _rollup/job/_all"
+    sent_at: float  # wall-clock time it was sent (epoch seconds)
+
+
 class Rotated:
     """A call was refused (401) with credentials that have been rotated since: look again."""
 
@@ -85,7 +94,29 @@ class Connection:
         n = spec.max_concurrent_requests if spec else 1
         self.slots = asyncio.Semaphore(n)
         self.wait_slots = asyncio.Semaphore(n // 2)  # 0 below 2: no stop ever waits on the server
+        self._asked: list[Awaiting] = []  # requests in flight (oldest first), for ``awaiting``
         self.reads = SharedReads(self._fetch, poll_interval=poll_interval, coalesce_window=coalesce_window, name=f"{namespace}/{name}")
+
+    # --- what it waits for --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _asking(self, request: str) -> Iterator[None]:
+        asked = Awaiting(request, time.time())
+        self._asked.append(asked)
+        try:
+            yield
+        finally:
+            self._asked.remove(asked)
+
+    def awaiting(self) -> str:
+        """What a caller of this connection is waiting for, in words (for a status message while
+        a server does not answer): the oldest request in flight, or a free request slot."""
+        if not self._asked:
+            return "a free request slot (all are in use)" if self.slots.locked() else "the connection's client"
+        a = self._asked[0]
+        sent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(a.sent_at))
+        limit = f", given up after requestTimeout ({self.spec.request_timeout_s:g}s)" if self.spec else ""
+        return f"the answer to {a.request} (sent {sent}{limit})"
 
     # --- client lifecycle --------------------------------------------------------------------
 
@@ -155,7 +186,8 @@ class Connection:
         assert self.gateway is not None
         try:
             async with self.slots:
-                info = await self.gateway.info()
+                with self._asking("GET /"):
+                    info = await self.gateway.info()
         finally:
             self._checked = True
         if isinstance(info, Failure):
@@ -269,11 +301,13 @@ class Connection:
         assert self.gateway is not None
         used = self._fingerprint
         async with self.slots:
-            jobs = await self.gateway.list_jobs()
+            with self._asking("GET _rollup/job/_all"):
+                jobs = await self.gateway.list_jobs()
         if isinstance(jobs, Failure) and jobs.kind == UNAUTHORIZED and await self.credentials_rotated(used):
             # The Secret was rotated (maybe picked up meanwhile by another call): try once more.
             async with self.slots:
-                jobs = await self.gateway.list_jobs()
+                with self._asking("GET _rollup/job/_all"):
+                    jobs = await self.gateway.list_jobs()
         metrics.CONNECTION_UP.labels(self.namespace, self.name).set(0 if isinstance(jobs, Failure) else 1)
         if isinstance(jobs, Failure):
             return Snapshot(started, failure=jobs)

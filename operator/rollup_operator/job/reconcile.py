@@ -37,7 +37,15 @@ from rollup_operator.job.decide import READY, Decision, decide
 from rollup_operator.kube.client import Kube
 from rollup_operator.job.spec import JobSpec
 from rollup_operator.job.observations import CONNECTION_NOT_FOUND, Failure, Observation
-from rollup_operator.job.status import differs, invalid_status, job_status, now_iso, transition_event
+from rollup_operator.job.status import (
+    awaits_first_answer,
+    connecting_status,
+    differs,
+    invalid_status,
+    job_status,
+    now_iso,
+    transition_event,
+)
 from rollup_operator.kube.status_writer import StatusWriter
 from rollup_operator.job.store import JobEntry, Key, Store
 from rollup_operator.job.workqueue import AGAIN, DONE, Result, WorkQueue
@@ -139,7 +147,16 @@ class Reconciler:
             return Failure(CONNECTION_NOT_FOUND, f"ElasticsearchConnection {spec.namespace}/{spec.connection} does not exist")
         if not fresh and entry.obs is not None:
             return entry.obs
-        snap = await conn.reads.snapshot(entry.need_fresh_after)
+        read = asyncio.ensure_future(conn.reads.snapshot(entry.need_fresh_after))
+        try:
+            if awaits_first_answer(entry.status, spec.generation):
+                await asyncio.wait({read}, timeout=retry.SLOW_ANSWER_S)
+                if not read.done():  # a silent server: say what is awaited now, not at requestTimeout
+                    self.writer.publish(entry, connecting_status(spec, conn.awaiting(), entry.progress,
+                                                                 entry.status, now_iso()))
+            snap = await read
+        finally:
+            read.cancel()  # if this pass was cancelled meanwhile
         entry.obs, entry.obs_time = snap.observe(spec.job_id), snap.started_at
         if not isinstance(entry.obs, Failure):
             entry.progress = read_succeeded(entry.progress)

@@ -13,6 +13,8 @@ a finalizer write          1 s after a 409 (the newer object is on its way), els
 a pass that crashed        10 s (a bug must not spin, nor end the job's reconciliation)
 a status write             0.5 s doubling to 10 s, until it lands or the object is gone
 kopf's watch reconnects    ``WATCH_ERROR_BACKOFFS``
+a server that is silent    not a retry: after ``SLOW_ANSWER_S`` without an answer a job (or
+                           connection) with no status for its generation says what it awaits
 =========================  ==================================================================
 """
 
@@ -27,6 +29,10 @@ STATUS_WRITE_FIRST_S = 0.5
 STATUS_WRITE_MAX_S = 10.0
 #: kopf's ``settings.networking.error_backoffs`` (watch reconnects after API errors).
 WATCH_ERROR_BACKOFFS = (1, 2, 5, 10, 10)
+#: How long a look at the server may go unanswered before a job (or a connection) whose status
+#: does not describe its current generation yet says what it is waiting for (``Connecting``),
+#: rather than saying nothing until ``requestTimeout``.
+SLOW_ANSWER_S = 2.0
 #: The shortest wait for a job that is stopping before it can be started.
 WAITING_FOR_STOP_MIN_S = 1.0
 
