@@ -18,7 +18,8 @@ from rollup_operator.engine import credentials
 from rollup_operator.engine.connection import Connection
 from rollup_operator.job.observations import JobObserved
 from rollup_operator.engine.shared_reads import Snapshot
-from rollup_operator.job.status import connection_status, differs, now_iso
+from rollup_operator.job import retry
+from rollup_operator.job.status import awaits_first_answer, connection_connecting_status, connection_status, differs, now_iso
 from rollup_operator.kube.status_writer import StatusWriter
 from rollup_operator.job.store import ConnectionEntry, Key, Store
 from rollup_operator.job.workqueue import WorkQueue
@@ -38,12 +39,25 @@ async def sync_loop(entry: ConnectionEntry, conn: Connection, store: Store, queu
 
 
 async def sync_once(entry: ConnectionEntry, conn: Connection, store: Store, queue: WorkQueue[Key], writer: StatusWriter) -> Snapshot:
-    await conn.ensure_client(reread_secrets=True)
-    snap = await conn.reads.snapshot(time.monotonic()) if not conn.invalid else Snapshot(time.monotonic(), failure=conn.failure)
+    read = asyncio.ensure_future(_read(conn))
+    try:
+        if awaits_first_answer(entry.status, int(entry.generation or 0)):
+            await asyncio.wait({read}, timeout=retry.SLOW_ANSWER_S)
+            if not read.done():  # a silent server: say what is awaited now, not at requestTimeout
+                writer.publish(entry, connection_connecting_status(int(entry.generation or 0), conn.awaiting(),
+                                                                   entry.status, now_iso()))
+        snap = await read
+    finally:
+        read.cancel()
     publish_connection_status(entry, conn, snap, writer)
     wake_changed_jobs(entry.key, snap, store, queue)
     await warn_insecure_transport(entry, conn, writer)
     return snap
+
+
+async def _read(conn: Connection) -> Snapshot:
+    await conn.ensure_client(reread_secrets=True)
+    return await conn.reads.snapshot(time.monotonic()) if not conn.invalid else Snapshot(time.monotonic(), failure=conn.failure)
 
 
 async def warn_insecure_transport(entry: ConnectionEntry, conn: Connection, writer: StatusWriter) -> None:

@@ -77,6 +77,25 @@ def job_status(
     return status
 
 
+CONNECTING = "Connecting"
+
+
+def awaits_first_answer(previous: Mapping[str, Any] | None, generation: int) -> bool:
+    """Whether a status says nothing yet of this generation (or only that it is connecting): then
+    a server that does not answer is worth a ``Connecting`` status while the request is pending."""
+    previous = previous or {}
+    reason = (cond.get(previous.get("conditions"), cond.READY) or {}).get("reason")
+    return previous.get("observedGeneration") != generation or reason in (None, CONNECTING)
+
+
+def connecting_status(spec: JobSpec, awaited: str, progress: Progress, previous: Mapping[str, Any] | None, now: str) -> dict:
+    """A job's status while its first look at the server of this generation is not answered."""
+    previous = previous or {}
+    message = f"waiting for ElasticsearchConnection {spec.namespace}/{spec.connection}: {awaited}"
+    v = Verdict(PROGRESSING, CONNECTING, message, previous.get("jobState") or "unknown")
+    return job_status(spec, v, None, progress, previous, now)
+
+
 def _migration(spec: JobSpec, obs: Observation | None, previous: Mapping[str, Any]) -> dict | None:
     """status.migration (migration.py) from the observed job's config when the server has the job,
     else from spec.config (already Elasticsearch-shaped); when the server could not be asked and the
@@ -125,7 +144,7 @@ def invalid_status(generation: int, message: str, previous: Mapping[str, Any] | 
 
 # --- events: one per transition ---------------------------------------------------------------
 
-_QUIET_REASONS = frozenset({"AddingFinalizer", "RemovingFinalizer"})
+_QUIET_REASONS = frozenset({"AddingFinalizer", "RemovingFinalizer", CONNECTING})
 _WARNING_REASONS = frozenset({"ElasticsearchUnavailable", "TLSError", "DeletionBlocked", "FinalizerReleased", "DriftDetected",
                               "UnexpectedResponse"})
 _EVENT_REASON = {"Stopping": "StopRequested", "Starting": "StartRequested"}
@@ -158,6 +177,14 @@ def transition_event(previous: Mapping[str, Any] | None, spec: JobSpec, verdict:
 
 
 # --- ElasticsearchConnection status --------------------------------------------------------------
+
+
+def connection_connecting_status(generation: int, awaited: str, previous: Mapping[str, Any] | None, now: str) -> dict:
+    """A connection's status while its server has not answered the first request of this generation."""
+    previous = previous or {}
+    v = Verdict(PROGRESSING, CONNECTING, f"waiting for the server: {awaited}", "")
+    return {**previous, "observedGeneration": generation,
+            "conditions": cond.merge(previous.get("conditions"), verdict_conditions(v, generation), now)}
 
 
 def connection_status(
