@@ -6,6 +6,7 @@ may point outside the repository: a clone has no ``../shared``. The checker itse
 pages written for the purpose, so a broken link, a missing anchor and a link out of the repository
 are each shown to fail. And docs/reference/api.md describes every field the CRDs of manifests/crds/
 declare, so a new field cannot land undocumented.
+And the dependency rules docs/architecture.md states ("What may import what") hold on the tree.
 """
 
 from __future__ import annotations
@@ -204,3 +205,64 @@ def test_the_api_reference_names_every_crd_field(kind_file):
     missing = [".".join(p) for p in spec_paths if f"`spec.{p[0]}" not in section or not re.search(rf"\b{re.escape(p[-1])}\b", section)]
     missing += [f"status.{f}" for f in status_fields if f"`{f}`" not in section]
     assert missing == [], f"docs/reference/api.md ({kind}) does not describe {missing}"
+
+
+# --- the dependency rules docs/architecture.md states -----------------------------------------------
+
+PACKAGE = REPO / "operator" / "rollup_operator"
+PURE_JOB = {"job.spec", "job.config", "job.observations", "job.decide", "job.progress", "job.ownership", "job.status",
+            "job.conditions", "job.retry"}
+
+
+def imports_of_package() -> dict[str, set[str]]:
+    """module (relative to rollup_operator, e.g. ``job.decide``) -> the modules of the package it imports."""
+    import ast
+
+    mods = {".".join(p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__").removesuffix("__init__"): p
+            for p in PACKAGE.rglob("*.py")}
+    packages = {m for m, p in mods.items() if p.name == "__init__.py"}
+    graph: dict[str, set[str]] = {}
+    for mod, path in mods.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:  # the package imports absolutely only
+                names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            else:
+                continue
+            for name in names:
+                if name.startswith("es_rollup_emulator"):
+                    deps.add(name)
+                elif name.startswith("rollup_operator."):
+                    rel = name.removeprefix("rollup_operator.")
+                    if rel in mods:
+                        deps.add(rel)
+        deps.discard(mod)
+        graph[mod] = {d for d in deps if d not in packages}  # ``from pkg import module``: the module counts
+    return graph
+
+
+def layer(mod: str) -> str:
+    return mod.split(".", 1)[0]
+
+
+def test_the_layers_import_in_the_direction_architecture_md_states():
+    graph = imports_of_package()
+    assert PURE_JOB <= graph.keys() and {"kube.client", "engine.connection", "cli.main"} <= graph.keys()
+    broken = []
+    for mod, deps in graph.items():
+        for dep in deps:
+            if dep.startswith("es_rollup_emulator"):
+                broken.append(f"{mod} imports the emulator ({dep})")
+            elif mod in PURE_JOB and dep not in PURE_JOB | {"kube.names", "migration.plan"}:
+                broken.append(f"the pure job module {mod} imports {dep}")
+            elif layer(mod) == "engine" and layer(dep) in ("kube", "app", "cli", "ha"):
+                broken.append(f"{mod} (engine) imports {dep}")
+            elif layer(mod) == "kube" and layer(dep) in ("engine", "app", "cli", "ha"):
+                broken.append(f"{mod} (kube) imports {dep}")
+            elif layer(dep) in ("app", "ha") and layer(mod) != layer(dep) and mod != "cli.main":
+                broken.append(f"{mod} imports {dep}: only cli.main may")
+            elif layer(dep) == "cli" and layer(mod) != "cli":
+                broken.append(f"{mod} imports {dep}: nothing below the command line may")
+    assert broken == [], "docs/architecture.md, \"What may import what\", no longer holds:\n" + "\n".join(sorted(broken))
