@@ -13,15 +13,16 @@ import asyncio
 import logging
 import time
 
-from rollup_operator.job import conditions as cond
+from rollup_operator.job.status import READY_CONDITION, get_condition
 from rollup_operator.engine import credentials
 from rollup_operator.engine.connection import Connection
 from rollup_operator.job.observations import JobObserved
 from rollup_operator.engine.shared_reads import Snapshot
 from rollup_operator.job import retry
-from rollup_operator.job.status import awaits_first_answer, connection_connecting_status, connection_status, differs, now_iso
+from rollup_operator.job.status import awaits_first_answer, connection_connecting_status, connection_status, now_iso
 from rollup_operator.kube.status_writer import StatusWriter
-from rollup_operator.job.store import ConnectionEntry, Key, Store
+from rollup_operator.job.spec import Key
+from rollup_operator.job.store import ConnectionEntry, Store
 from rollup_operator.job.workqueue import WorkQueue
 
 log = logging.getLogger("rollup_operator")
@@ -100,10 +101,9 @@ def publish_connection_status(entry: ConnectionEntry, conn: Connection, snap: Sn
         len(snap.jobs) if snap.failure is None else None,
         entry.status, now_iso(),
     )
-    prev_ready = cond.get(entry.status.get("conditions"), cond.READY) or {}
+    prev_ready = get_condition(entry.status.get("conditions"), READY_CONDITION) or {}
     new_ready = wanted["conditions"][0]
     event = None
     if prev_ready.get("reason") != new_ready["reason"]:
         event = ("Normal" if new_ready["status"] == "True" else "Warning", new_ready["reason"], new_ready["message"])
-    if differs(entry.status, wanted):
-        writer.publish(entry, wanted, event)
+    writer.publish(entry, wanted, event)  # written only if it differs

@@ -31,15 +31,13 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from rollup_operator.job import retry
 from rollup_operator.kube.events import EventRecorder
 from rollup_operator.kube.client import Kube, KubeError
-from rollup_operator.job.spec import API_VERSION
+from rollup_operator.job.spec import API_VERSION, resource_version
 from rollup_operator.kube.priority_slots import PrioritySlots, Waiter
-from rollup_operator.job.status import applied, differs
-from rollup_operator.job.store import resource_version
 
 log = logging.getLogger("rollup_operator")
 
@@ -68,6 +66,26 @@ class _Outbox:
     events: list[Event] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     waiter: Waiter | None = None  # the writer's place in the queue for a slot, while it waits
+
+
+def differs(stored: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
+    """Whether writing ``wanted`` would change ``stored``. A key whose wanted value is None is
+    wanted absent; conditions are compared whole."""
+    stored = stored or {}
+    for k, v in wanted.items():
+        if v is None:
+            if stored.get(k) is not None:
+                return True
+        elif stored.get(k) != v:
+            return True
+    return False
+
+
+def applied(wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The status object to apply (server-side apply of the whole status): ``wanted`` without the
+    keys wanted absent. Fields the operator applied before and leaves out now are removed by the
+    server, since the operator's field manager owns them."""
+    return {k: v for k, v in wanted.items() if v is not None}
 
 
 def priority(status: dict[str, Any]) -> int:
