@@ -30,7 +30,8 @@ from rollup_operator.engine import bounded_node
 from rollup_operator.engine import credentials
 from rollup_operator import metrics
 from rollup_operator.engine.elasticsearch.rollup_api import Gateway, ServerInfo
-from rollup_operator.job.spec import ConnectionSpec, InvalidSpec, connection_spec_from_body
+from rollup_operator.job.config import InvalidSpec
+from rollup_operator.job.spec import ConnectionSpec, connection_spec_from_body
 from rollup_operator.job.ownership import cluster_identities
 from rollup_operator.job.observations import (
     FORBIDDEN,
@@ -53,7 +54,6 @@ from rollup_operator.engine.shared_reads import SharedReads, Snapshot
 
 log = logging.getLogger(__name__)
 
-SecretReader = credentials.SecretGetter  # (namespace, name) -> the Secret object, or None
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ ROTATED = Rotated()
 
 class Connection:
     def __init__(self, namespace: str, name: str, spec: ConnectionSpec | None, invalid: str | None,
-                 read_secret: SecretReader, *, poll_interval: float = 1.0, coalesce_window: float = 0.05):
+                 read_secret: credentials.SecretGetter, *, poll_interval: float = 1.0, coalesce_window: float = 0.05):
         self.namespace, self.name = namespace, name
         self.spec = spec
         self.invalid = invalid
@@ -222,11 +222,6 @@ class Connection:
         if self.client is not None:
             await self.client.close()
 
-    @property
-    def fingerprint(self) -> str | None:
-        """Identifies the spec and Secret contents the current client was built from."""
-        return self._fingerprint
-
     async def credentials_rotated(self, used: str | None) -> bool:
         """After a 401 to a call made with the client of fingerprint ``used``: re-read the Secrets;
         True if the client has changed since (now or meanwhile, through another call) and is usable."""
@@ -324,7 +319,7 @@ class Connection:
         return Snapshot(started, jobs=jobs)
 
 
-def build(body: dict, read_secret: SecretReader, **kw) -> Connection:
+def build(body: dict, read_secret: credentials.SecretGetter, **kw) -> Connection:
     """A Connection for an ElasticsearchConnection object; an invalid spec gives a connection that
     reports ``InvalidConnection`` to every job that uses it."""
     meta = body.get("metadata") or {}

@@ -27,6 +27,7 @@ import time
 from typing import Awaitable, Callable, TypeVar
 
 from rollup_operator import metrics
+from rollup_operator.timefmt import rfc3339
 from rollup_operator.job import ownership
 from rollup_operator.job import retry
 from rollup_operator.job.status import READY_CONDITION, get_condition
@@ -43,7 +44,6 @@ from rollup_operator.job.status import (
     connecting_status,
     invalid_status,
     job_status,
-    now_iso,
     transition_event,
 )
 from rollup_operator.kube.status_writer import StatusWriter
@@ -160,7 +160,7 @@ class Reconciler:
                 await asyncio.wait({read}, timeout=retry.SLOW_ANSWER_S)
                 if not read.done():  # a silent server: say what is awaited now, not at requestTimeout
                     self.writer.publish(entry, connecting_status(spec, conn.awaiting(), entry.progress,
-                                                                 entry.status, now_iso()))
+                                                                 entry.status, rfc3339()))
             snap = await read
         finally:
             read.cancel()  # if this pass was cancelled meanwhile
@@ -233,7 +233,7 @@ class Reconciler:
     def publish(self, entry: JobEntry, spec: JobSpec, d: Decision, obs: Observation) -> None:
         """Build the status from the decision and queue it (written only if it differs)."""
         metrics.RECONCILES.labels(result=d.verdict.phase).inc()
-        wanted = job_status(spec, d.verdict, obs, entry.progress, entry.status, now_iso())
+        wanted = job_status(spec, d.verdict, obs, entry.progress, entry.status, rfc3339())
         event = transition_event(entry.status, spec, d.verdict, entry.progress, d.drift)
         self.writer.publish(entry, wanted, event)
 
@@ -246,11 +246,11 @@ class Reconciler:
         if p.stop_attempts <= stored or entry.status.get("observedGeneration") != p.generation:
             return
         wanted = {"stopAttempts": p.stop_attempts,
-                  "lastStopAttemptTime": now_iso(p.last_stop_at) if p.last_stop_at is not None else None}
+                  "lastStopAttemptTime": rfc3339(p.last_stop_at) if p.last_stop_at is not None else None}
         self.writer.publish(entry, {k: v for k, v in wanted.items() if v is not None})
 
     def publish_invalid(self, entry: JobEntry) -> None:
-        wanted = invalid_status(entry.generation, entry.invalid or "invalid spec", entry.status, now_iso())
+        wanted = invalid_status(entry.generation, entry.invalid or "invalid spec", entry.status, rfc3339())
         metrics.RECONCILES.labels(result="InvalidSpec").inc()
         prev_reason = (get_condition(entry.status.get("conditions"), READY_CONDITION) or {}).get("reason")
         event = ("Warning", "InvalidSpec", entry.invalid or "") if prev_reason != "InvalidSpec" else None

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from rollup_operator.job.config import InvalidSpec, config_differences, config_to_es  # noqa: F401 - re-exported
+from rollup_operator.job.config import InvalidSpec, config_to_es
 from rollup_operator.kube.names import InvalidName, require as _require_name
 
 #: spec.maxResponseSize: the default and the ceiling (the CRD says both too). Measured on the emulator (8.17

@@ -6,19 +6,14 @@ incrementally edited, and written only when the rebuilt status differs from the 
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Iterable, Mapping
 
+from rollup_operator.timefmt import rfc3339
 from rollup_operator.job.decide import PROGRESSING, READY, STALLED, SUSPENDED, Progress, Verdict
 from rollup_operator.migration.plan import status_migration
 from rollup_operator.job.spec import JobSpec
-from rollup_operator.job.observations import Failure, JobObserved, Observation
+from rollup_operator.job.observations import STAT_FIELDS, Failure, JobObserved, Observation
 
-_STATS = (
-    "pages_processed", "documents_processed", "rollups_indexed", "trigger_count",
-    "index_time_in_ms", "index_total", "index_failures", "search_time_in_ms",
-    "search_total", "search_failures", "processing_time_in_ms", "processing_total",
-)
 
 
 # --- conditions (metav1.Condition): Ready, Reconciling, Stalled ---------------------------------
@@ -71,12 +66,7 @@ def camel(name: str) -> str:
 
 
 def stats_to_status(stats: Mapping[str, Any]) -> dict:
-    return {camel(k): int(stats[k]) for k in _STATS if isinstance(stats.get(k), (int, float))}
-
-
-def now_iso(ts: float | None = None) -> str:
-    t = dt.datetime.fromtimestamp(ts, dt.timezone.utc) if ts is not None else dt.datetime.now(dt.timezone.utc)
-    return t.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {camel(k): int(stats[k]) for k in STAT_FIELDS if isinstance(stats.get(k), (int, float))}
 
 
 def verdict_conditions(v: Verdict, generation: int) -> list[dict]:
@@ -112,7 +102,7 @@ def job_status(
         "message": verdict.message,
         "stats": stats,
         "stopAttempts": progress.stop_attempts or None,
-        "lastStopAttemptTime": now_iso(progress.last_stop_at) if progress.last_stop_at is not None else previous.get("lastStopAttemptTime"),
+        "lastStopAttemptTime": rfc3339(progress.last_stop_at) if progress.last_stop_at is not None else previous.get("lastStopAttemptTime"),
         "managed": True if (progress.created or previous.get("managed")) else None,
         "suspended": True if verdict.phase == SUSPENDED else None,
         "migration": _migration(spec, obs, previous),
