@@ -11,7 +11,7 @@ then edits it to ``desiredState: stopped`` and records, with ``sys.setprofile``,
 
 Consecutive steps in one module are collapsed. Printed per leg: the module sequence, the number of
 distinct modules, and the hops into a module already left (a return to a caller counts as one).
-Only frames of the traced tasks are counted, so other tasks (the connection sync, the emulator) do
+``--functions`` prints each step's function too. Only frames of the traced tasks are counted, so other tasks (the connection sync, the emulator) do
 not pollute the trace.
 """
 
@@ -39,6 +39,7 @@ class Tracer:
         self.active = False
         self.stop_sent = False
         self.folded = False
+        self.where: dict[str, list[str]] = {}  # the function of each step (--functions)
         self.stopping_written = False
 
     def leg(self) -> str | None:
@@ -76,6 +77,7 @@ class Tracer:
         seq = self.legs[leg]
         if not seq or seq[-1] != mod:
             seq.append(mod)
+            self.where.setdefault(leg, []).append(f"{mod}:{f.f_code.co_name}")
 
 
 def report(name: str, seq: list[str]) -> dict:
@@ -133,6 +135,9 @@ async def main() -> int:
         t.active = False
         sys.setprofile(None)
         await ctl.close()
+    if "--functions" in sys.argv:
+        for leg, steps in t.where.items():
+            print(f"leg {leg} by function:\n   " + " -> ".join(steps))
     a = report("A (watch event -> _stop on the wire and back)", t.legs["A"])
     b = report("B (status write of Stopping)", t.legs["B"])
     both = set(a["distinct"]) | set(b["distinct"])

@@ -1,11 +1,12 @@
 """Status and events: rebuilt each pass, written only on change, events only on transitions."""
 
-from rollup_operator.job import conditions as cond
+from rollup_operator.job.status import get_condition
 from rollup_operator.job.progress import advance, settle
 from rollup_operator.job.decide import Progress, Verdict, Action, decide
 from rollup_operator.job.spec import JobSpec
 from rollup_operator.job.observations import Failure, JobObserved, StopTimedOut
-from rollup_operator.job.status import applied, differs, job_status, transition_event, stats_to_status
+from rollup_operator.job.status import job_status, transition_event, stats_to_status
+from rollup_operator.kube.status_writer import applied, differs
 
 
 def spec(**kw):
@@ -39,9 +40,9 @@ def test_same_world_twice_means_no_write():
 def test_transition_time_moves_only_when_status_flips():
     stopping, _ = status_for("indexing", now="2026-01-01T00:00:00Z")
     stopping2, _ = status_for("stopping", previous=stopping, now="2026-01-01T00:00:10Z")
-    assert cond.get(stopping2["conditions"], "Ready")["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert get_condition(stopping2["conditions"], "Ready")["lastTransitionTime"] == "2026-01-01T00:00:00Z"
     stopped, _ = status_for("stopped", previous=stopping2, now="2026-01-01T00:00:20Z")
-    assert cond.get(stopped["conditions"], "Ready")["lastTransitionTime"] == "2026-01-01T00:00:20Z"
+    assert get_condition(stopped["conditions"], "Ready")["lastTransitionTime"] == "2026-01-01T00:00:20Z"
 
 
 def test_a_field_that_no_longer_applies_is_a_change_and_is_left_out_of_the_applied_status():

@@ -23,7 +23,8 @@ from rollup_operator.engine.connection import Connection, build as build_connect
 from rollup_operator.kube.client import Kube
 from rollup_operator.job.reconcile import Reconciler
 from rollup_operator.kube.status_writer import StatusWriter
-from rollup_operator.job.store import Key, Store, key_of
+from rollup_operator.job.spec import Key, key_of
+from rollup_operator.job.store import Store
 from rollup_operator.app.connection_sync import sync_loop
 from rollup_operator.job.workqueue import WorkQueue
 

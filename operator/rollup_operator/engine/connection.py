@@ -30,7 +30,8 @@ from rollup_operator.engine import bounded_node
 from rollup_operator.engine import credentials
 from rollup_operator import metrics
 from rollup_operator.engine.elasticsearch.rollup_api import Gateway, ServerInfo
-from rollup_operator.job.spec import ConnectionSpec, InvalidSpec, connection_spec_from_body
+from rollup_operator.job.config import InvalidSpec
+from rollup_operator.job.spec import ConnectionSpec, connection_spec_from_body
 from rollup_operator.job.ownership import cluster_identities
 from rollup_operator.job.observations import (
     FORBIDDEN,
@@ -53,8 +54,6 @@ from rollup_operator.engine.shared_reads import SharedReads, Snapshot
 
 log = logging.getLogger(__name__)
 
-SecretReader = credentials.SecretGetter  # (namespace, name) -> the Secret object, or None
-Wanted = Callable[[], bool] | None
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ class StopRequest:
     wait_wanted: bool  # spec.waitForCompletion
     timeout: str  # the server's wait, as the spec says it
     timeout_s: float
-    still_wanted: Callable[[], bool]  # asked once a request slot is free: is this stop still wanted?
+    superseded: asyncio.Event  # looked at once a request slot is free: set, the stop is no longer wanted
     sent_at: float | None = None  # wall-clock time the request was sent; None: never sent
 
 
@@ -86,7 +85,7 @@ ROTATED = Rotated()
 
 class Connection:
     def __init__(self, namespace: str, name: str, spec: ConnectionSpec | None, invalid: str | None,
-                 read_secret: SecretReader, *, poll_interval: float = 1.0, coalesce_window: float = 0.05):
+                 read_secret: credentials.SecretGetter, *, poll_interval: float = 1.0, coalesce_window: float = 0.05):
         self.namespace, self.name = namespace, name
         self.spec = spec
         self.invalid = invalid
@@ -223,11 +222,6 @@ class Connection:
         if self.client is not None:
             await self.client.close()
 
-    @property
-    def fingerprint(self) -> str | None:
-        """Identifies the spec and Secret contents the current client was built from."""
-        return self._fingerprint
-
     async def credentials_rotated(self, used: str | None) -> bool:
         """After a 401 to a call made with the client of fingerprint ``used``: re-read the Secrets;
         True if the client has changed since (now or meanwhile, through another call) and is usable."""
@@ -244,19 +238,19 @@ class Connection:
                 return failure or Failure(UNAVAILABLE, f"no client for ElasticsearchConnection {self.namespace}/{self.name} yet")
         return self.gateway
 
-    async def call(self, fn: Callable[[Gateway], Awaitable[Outcome]], still_wanted: Wanted = None) -> Outcome | Rotated | None:
+    async def call(self, fn: Callable[[Gateway], Awaitable[Outcome]], superseded: asyncio.Event | None = None) -> Outcome | Rotated | None:
         """Run one rollup call in a request slot.
 
-        Returns None if ``still_wanted`` says no once a slot is free (the spec moved on while the
-        call queued), and :data:`ROTATED` after a 401 when the Secret has changed since the client
-        was built: the caller looks again and decides with the new client.
+        Returns None if ``superseded`` is set once a slot is free (the job was queued again while
+        the call waited), and :data:`ROTATED` after a 401 when the Secret has changed since the
+        client was built: the caller looks again and decides with the new client.
         """
         gw = await self.gateway_or_failure()
         if isinstance(gw, Failure):
             return gw
         used = self._fingerprint
         async with self.slots:
-            if still_wanted is not None and not still_wanted():
+            if superseded is not None and superseded.is_set():
                 return None
             out = await fn(gw)
         return await self._after_401(out, used)
@@ -269,7 +263,7 @@ class Connection:
     async def stop(self, req: StopRequest, log: logging.LoggerAdapter[logging.Logger]) -> tuple[Outcome, Observation | None] | Rotated | None:
         """Stop a job: with the server's wait while a waiting slot is free, else a quick stop
         confirmed by the shared poll within ``req.timeout_s``. Returns (outcome, what it showed of
-        the job); None if the request was not sent because ``req.still_wanted`` said no once a slot
+        the job); None if the request was not sent because ``req.superseded`` was set once a slot
         was free. ``req.sent_at`` is set as the request goes out."""
         gw = await self.gateway_or_failure()
         if isinstance(gw, Failure):
@@ -280,7 +274,7 @@ class Connection:
         job_id = req.job_id
         wait = req.wait_wanted and not self.wait_slots.locked()
         async with (self.wait_slots if wait else contextlib.nullcontext()), self.slots:
-            if not req.still_wanted():
+            if req.superseded.is_set():
                 return None
             log.info("stop rollup job [%s] (%s)", job_id,
                      f"wait_for_completion, timeout {req.timeout}" if wait else "server does not wait; confirming by shared reads")
@@ -325,7 +319,7 @@ class Connection:
         return Snapshot(started, jobs=jobs)
 
 
-def build(body: dict, read_secret: SecretReader, **kw) -> Connection:
+def build(body: dict, read_secret: credentials.SecretGetter, **kw) -> Connection:
     """A Connection for an ElasticsearchConnection object; an invalid spec gives a connection that
     reports ``InvalidConnection`` to every job that uses it."""
     meta = body.get("metadata") or {}

@@ -34,13 +34,12 @@ class Context:
     conn: Connection | None
     kube: Kube
     poll_interval: float
+    #: The pass's context from the work queue: set once the job was queued again (a newer spec, a
+    #: claim or connection change); a call still waiting for a request slot is then not sent.
+    superseded: asyncio.Event
     #: The stop this action sent or is sending (``_stop``): the pass reads ``sent_at`` from it,
     #: also when the action was abandoned or cancelled.
     stop: StopRequest | None = None
-
-    def still_wanted(self) -> bool:
-        """The spec this pass decided from is still the newest one."""
-        return self.entry.spec is self.spec
 
 
 class _Keep:
@@ -108,7 +107,7 @@ async def _stop(ctx: Context) -> Result:
     gap = retry.stop_spacing(ctx.poll_interval, since, isinstance(p.last_outcome, StopTimedOut))
     if gap > 0:
         await asyncio.sleep(gap)  # a spec change cancels this wait (the action is interruptible)
-    ctx.stop = StopRequest(spec.job_id, spec.wait_for_completion, spec.stop_timeout, spec.stop_timeout_s, ctx.still_wanted)
+    ctx.stop = StopRequest(spec.job_id, spec.wait_for_completion, spec.stop_timeout, spec.stop_timeout_s, ctx.superseded)
     res = await conn.stop(ctx.stop, ctx.entry.log)
     if res is None or res is ROTATED:
         return None if res is None else LOOK_AGAIN
@@ -121,11 +120,11 @@ def _call(api: str) -> Run:
         spec = ctx.spec
         ctx.entry.log.info("%s rollup job [%s]", api, spec.job_id)
         if api == "start":
-            out = await _conn(ctx).call(lambda gw: gw.start(spec.job_id), ctx.still_wanted)
+            out = await _conn(ctx).call(lambda gw: gw.start(spec.job_id), ctx.superseded)
         elif api == "create":
-            out = await _conn(ctx).call(lambda gw: gw.create(spec.job_id, spec.config or {}), ctx.still_wanted)
+            out = await _conn(ctx).call(lambda gw: gw.create(spec.job_id, spec.config or {}), ctx.superseded)
         else:
-            out = await _conn(ctx).call(lambda gw: gw.delete(spec.job_id), ctx.still_wanted)
+            out = await _conn(ctx).call(lambda gw: gw.delete(spec.job_id), ctx.superseded)
         if out is None:
             return None
         if out is ROTATED:

@@ -27,9 +27,10 @@ import time
 from typing import Awaitable, Callable, TypeVar
 
 from rollup_operator import metrics
+from rollup_operator.timefmt import rfc3339
 from rollup_operator.job import ownership
 from rollup_operator.job import retry
-from rollup_operator.job import conditions as cond
+from rollup_operator.job.status import READY_CONDITION, get_condition
 from rollup_operator.job.actions import ACTIONS, KEEP, Context, LookAgain, RetryAfter, Written
 from rollup_operator.job.actions import Result as ActionResult
 from rollup_operator.engine.connection import Connection
@@ -41,14 +42,13 @@ from rollup_operator.job.observations import CONNECTION_NOT_FOUND, Failure, Obse
 from rollup_operator.job.status import (
     awaits_first_answer,
     connecting_status,
-    differs,
     invalid_status,
     job_status,
-    now_iso,
     transition_event,
 )
 from rollup_operator.kube.status_writer import StatusWriter
-from rollup_operator.job.store import JobEntry, Key, Store
+from rollup_operator.job.spec import Key
+from rollup_operator.job.store import JobEntry, Store
 from rollup_operator.job.workqueue import AGAIN, DONE, Result
 
 log = logging.getLogger("rollup_operator")
@@ -131,7 +131,7 @@ class Reconciler:
         if superseded.is_set():
             return DONE  # the queue runs the next pass at once, from the newer spec
         # 4. publish: the status rebuilt from this decision, an Event on a transition
-        took_over = own.owner is None and (cond.get(entry.status.get("conditions"), cond.READY) or {}).get("reason") == ownership.DUPLICATE
+        took_over = own.owner is None and (get_condition(entry.status.get("conditions"), READY_CONDITION) or {}).get("reason") == ownership.DUPLICATE
         if took_over:
             self.writer.publish(entry, None, ownership.resolved_event(spec))
         self.publish(entry, spec, d, obs)
@@ -160,7 +160,7 @@ class Reconciler:
                 await asyncio.wait({read}, timeout=retry.SLOW_ANSWER_S)
                 if not read.done():  # a silent server: say what is awaited now, not at requestTimeout
                     self.writer.publish(entry, connecting_status(spec, conn.awaiting(), entry.progress,
-                                                                 entry.status, now_iso()))
+                                                                 entry.status, rfc3339()))
             snap = await read
         finally:
             read.cancel()  # if this pass was cancelled meanwhile
@@ -175,7 +175,7 @@ class Reconciler:
         assert action is not None
         impl = ACTIONS[action.kind]
         assert entry.ownership is None or entry.ownership.owner is None or not impl.needs_connection, "a duplicate never calls"
-        ctx = Context(entry, spec, action, obs, conn, self.kube, self.poll_interval)
+        ctx = Context(entry, spec, action, obs, conn, self.kube, self.poll_interval, superseded)
         if action.kind == "stop":
             entry.stop_started = entry.stop_started or time.monotonic()
         done = True
@@ -233,7 +233,7 @@ class Reconciler:
     def publish(self, entry: JobEntry, spec: JobSpec, d: Decision, obs: Observation) -> None:
         """Build the status from the decision and queue it (written only if it differs)."""
         metrics.RECONCILES.labels(result=d.verdict.phase).inc()
-        wanted = job_status(spec, d.verdict, obs, entry.progress, entry.status, now_iso())
+        wanted = job_status(spec, d.verdict, obs, entry.progress, entry.status, rfc3339())
         event = transition_event(entry.status, spec, d.verdict, entry.progress, d.drift)
         self.writer.publish(entry, wanted, event)
 
@@ -246,14 +246,12 @@ class Reconciler:
         if p.stop_attempts <= stored or entry.status.get("observedGeneration") != p.generation:
             return
         wanted = {"stopAttempts": p.stop_attempts,
-                  "lastStopAttemptTime": now_iso(p.last_stop_at) if p.last_stop_at is not None else None}
+                  "lastStopAttemptTime": rfc3339(p.last_stop_at) if p.last_stop_at is not None else None}
         self.writer.publish(entry, {k: v for k, v in wanted.items() if v is not None})
 
     def publish_invalid(self, entry: JobEntry) -> None:
-        wanted = invalid_status(entry.generation, entry.invalid or "invalid spec", entry.status, now_iso())
+        wanted = invalid_status(entry.generation, entry.invalid or "invalid spec", entry.status, rfc3339())
         metrics.RECONCILES.labels(result="InvalidSpec").inc()
-        if not differs(entry.status, wanted):
-            return
-        prev_reason = (cond.get(entry.status.get("conditions"), cond.READY) or {}).get("reason")
+        prev_reason = (get_condition(entry.status.get("conditions"), READY_CONDITION) or {}).get("reason")
         event = ("Warning", "InvalidSpec", entry.invalid or "") if prev_reason != "InvalidSpec" else None
         self.writer.publish(entry, wanted, event)
