@@ -271,14 +271,15 @@ def test_the_layers_import_in_the_direction_architecture_md_states():
 
 def test_the_conditions_page_names_every_reason_the_code_writes():
     """docs/reference/conditions.md has a row for each reason found in the package: every
-    ``Verdict(phase, "Reason", ...)``, every server refusal ``Refused("Reason", ...)`` and every
+    ``Verdict(phase, "Reason", ...)`` and ``_stalled("Reason", ...)``, every server refusal
+    ``Refused("Reason", ...)`` and every
     failure kind of job/observations.py."""
     reasons: set[str] = set()
     for path in PACKAGE.rglob("*.py"):
         text = path.read_text()
-        reasons |= set(re.findall(r'\b(?:Verdict\(\s*\w+,|Refused\()\s*"([A-Z][A-Za-z]+)"', text))
+        reasons |= set(re.findall(r'\b(?:Verdict\(\s*\w+,|Refused\(|_stalled\()\s*"([A-Z][A-Za-z]+)"', text))
     reasons |= set(re.findall(r'^[A-Z_]+ = "([A-Z][A-Za-z]+)"', (PACKAGE / "job" / "observations.py").read_text(), re.M))
-    assert {"Stopping", "Deleting", "ElasticsearchUnavailable", "SecretNotAllowed", "InvalidConfig"} <= reasons
+    assert {"Stopping", "Deleting", "JobNotFound", "ElasticsearchUnavailable", "SecretNotAllowed", "InvalidConfig"} <= reasons
     page = (REPO / "docs" / "reference" / "conditions.md").read_text()
     rows = {cell for line in page.splitlines() if line.startswith("| `") for cell in re.findall(r"`([A-Za-z]+)`", line.split(" | ")[0])}
     assert sorted(reasons - rows) == [], "docs/reference/conditions.md has no row for these reasons"
