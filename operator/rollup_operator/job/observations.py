@@ -16,6 +16,14 @@ RUNNING_STATES = frozenset({STARTED, INDEXING})
 # OpenSearch only (engine/opensearch/responses.py maps its init/started/stopped/finished/failed/retry):
 # a one-shot job that rolled up its whole source and disabled itself; a job whose run failed (``reason``).
 FINISHED, FAILED = "finished", "failed"
+#: Every state Elasticsearch reports for a rollup job (``status.job_state``).
+JOB_STATES = frozenset({STARTED, INDEXING, STOPPING, STOPPED, ABORTING})
+#: The rollup job counters Elasticsearch reports (``stats``), shown as ``status.stats`` in camelCase.
+STAT_FIELDS = (
+    "pages_processed", "documents_processed", "rollups_indexed", "trigger_count",
+    "index_time_in_ms", "index_total", "index_failures", "search_time_in_ms",
+    "search_total", "search_failures", "processing_time_in_ms", "processing_total",
+)
 # Values of status.jobState that are not server states.
 ABSENT, UNKNOWN = "absent", "unknown"
 
