@@ -87,3 +87,11 @@ async def test_finished_and_failed_are_reported(gw, emu):
         await client.close()
     finally:
         once.close()
+
+
+async def test_a_cron_opensearch_cannot_run_is_refused_before_any_request(gw, emu):
+    from rollup_operator.job.observations import Refused
+
+    out = await gw.create("secs", dict(es_config("src", "tgt"), cron="*/30 * * * * ?"))
+    assert isinstance(out, Refused) and out.reason == "InvalidConfig" and "seconds field is 0" in out.message
+    assert emu.count("PUT") == 0
