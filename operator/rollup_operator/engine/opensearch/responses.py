@@ -172,13 +172,18 @@ def state_of(enabled: bool, metadata: Mapping[str, Any] | None) -> str:
     return STOPPING if status in ("started", "retry") else STOPPED
 
 
+#: OpenSearch's counter names that Elasticsearch spells otherwise (status.stats shows Elasticsearch's).
+_ES_STAT = {"index_time_in_millis": "index_time_in_ms", "search_time_in_millis": "search_time_in_ms"}
+
+
 def stats(metadata: Mapping[str, Any] | None) -> dict[str, int]:
+    """The counters of ``rollup_metadata.stats``, named as Elasticsearch names them."""
     raw = (metadata or {}).get("stats") or {}
     out = {}
     for k in STAT_FIELDS:
         v = answers.stat_value(raw.get(k)) if isinstance(raw, Mapping) else None
         if v is not None:
-            out[k] = v
+            out[_ES_STAT.get(k, k)] = v
     return out
 
 
