@@ -291,7 +291,8 @@ class Connection:
             if req.superseded.is_set():
                 return None
             log.info("stop rollup job [%s] (%s)", job_id,
-                     f"wait_for_completion, timeout {req.timeout}" if wait else "server does not wait; confirming by shared reads")
+                     "server does not wait; confirming by shared reads" if not wait else f"wait_for_completion, timeout {req.timeout}"
+                     if gw.engine == dialect.ELASTICSEARCH else f"OpenSearch: the operator watches it stop, at most {req.timeout}")
             req.sent_at = time.time()
             out = await gw.stop(job_id, wait=wait, timeout=req.timeout, timeout_s=req.timeout_s, request_timeout=self.spec.request_timeout_s)
         if await self._after_401(out, used) is ROTATED:
