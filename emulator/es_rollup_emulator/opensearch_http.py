@@ -92,6 +92,44 @@ class OpenSearchEmulator:
     def job_ids(self) -> list[str]:
         return sorted(self.cluster.jobs)
 
+    def job_state(self, job_id: str) -> str | None:
+        """What the operator would call the job: started (enabled), stopping (disabled with a run still
+        going), stopped, or the metadata's finished/failed (no refresh lag: the emulator's own truth)."""
+        job = self.cluster.jobs.get(job_id)
+        if job is None:
+            return None
+        status = (job.current or {}).get("status")
+        if status in ("finished", "failed"):
+            return str(status)
+        if job.rollup["enabled"]:
+            return "started"
+        return "stopping" if job.run is not None and job.stop_at is not None else "stopped"
+
+    def seed_jobs(self, n: int, prefix: str = "job-", state: str = "stopped", *, stop_delay: float | None = None,
+                  pages_per_run: int | None = 5, page_duration: float | None = None, **_ignored: Any) -> list[str]:
+        """``n`` jobs ``<prefix>0000..`` on a cron, created ``stopped`` (disabled), ``started`` (enabled)
+        or ``indexing`` (enabled, a run in progress). The timing applies to the whole emulator:
+        ``stop_delay`` is how long a page in flight goes on after a _stop, ``page_duration`` a page."""
+        c = self.cluster
+        if stop_delay is not None:
+            c.stop_lag_s = stop_delay
+        if page_duration is not None:
+            c.page_s = page_duration
+        c.pages_per_run = pages_per_run
+        ids = [f"{prefix}{i:04d}" for i in range(n)]
+        for job_id in ids:
+            c.put(job_id, {"rollup": {
+                "enabled": state != "stopped", "schedule": {"cron": {"expression": "*/5 * * * *", "timezone": "UTC"}},
+                "description": "seeded", "source_index": "seed-src", "target_index": f"seed-{job_id}", "page_size": 1000,
+                "delay": 0, "continuous": True,
+                "dimensions": [{"date_histogram": {"source_field": "@timestamp", "fixed_interval": "1h", "timezone": "UTC"}}],
+                "metrics": [{"source_field": "value", "metrics": [{"min": {}}, {"max": {}}]}]}}, None, None)
+            if state == "indexing":
+                c.trigger(job_id)
+                c._set_meta(c.jobs[job_id], status="started")  # the run's first write
+                c.jobs[job_id].metadata[-1] = (0.0, c.jobs[job_id].metadata[-1][1])  # seeded: visible at once
+        return ids
+
     def info(self) -> dict[str, Any]:
         return {"name": f"{self.cluster_name}-0", "cluster_name": self.cluster_name, "cluster_uuid": self.cluster_uuid,
                 "version": {"distribution": "opensearch", "number": self.version, "build_type": "emulator",

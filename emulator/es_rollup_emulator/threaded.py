@@ -34,7 +34,7 @@ SYNC_METHODS = (
     "put_index_template", "create_data_stream",
     "seed_rollup_usage", "add_job", "seed_jobs", "job_state", "job_stats", "job_ids", "get_job", "trigger",
     "trigger_all", "force_state", "set_timing", "set_job_timing", "set_auto_trigger", "wait_for_state", "info",
-    "fail_job",  # OpenSearch dialect only
+    "fail_job",  # OpenSearch dialect only (seed_jobs, job_state and the request log work on both)
 )
 
 
