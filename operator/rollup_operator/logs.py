@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from typing import Any
 
 _CONTEXT = ("job", "namespace", "connection")
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
+        out: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,

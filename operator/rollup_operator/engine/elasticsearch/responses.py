@@ -74,7 +74,8 @@ def stat_value(value: Any) -> int | None:
         if value != int(value):
             return None
         value = int(value)
-    return max(INT64_MIN, min(INT64_MAX, value))
+    clamped: int = max(INT64_MIN, min(INT64_MAX, value))
+    return clamped
 
 
 def stats(raw: Mapping[str, Any]) -> dict[str, int]:
@@ -135,6 +136,7 @@ def job_entry(entry: Mapping[str, Any]) -> JobObserved | Failure:
             problem = f"stats is {_kind(raw_stats)}, not an object"
     if problem is not None:
         return unexpected(f"GET _rollup/job/_all (job [{clip(cfg['id'], 80)}])", problem)
+    assert isinstance(state, str)  # no problem: the checks above found a string
     return JobObserved(state=state, stats=stats(raw_stats), config=cfg)
 
 
