@@ -1,6 +1,6 @@
 """The Secrets an ElasticsearchConnection names: read, checked, and turned into client arguments.
 
-Rules (README "Multi-tenancy"):
+Rules (docs/security.md):
 
 * **Opt-in.** A Secret is used only if it carries the label ``rollup.esops.dev/credentials: "true"``.
   Whoever may create ElasticsearchConnections in a namespace could otherwise make the operator send

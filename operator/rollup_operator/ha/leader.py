@@ -19,7 +19,7 @@ The algorithm is client-go's (tools/leaderelection), written anew for asyncio:
   so a standby takes over on its next attempt.
 
 :class:`Elector` knows only a :class:`LeaseStore`; :mod:`.lease_store` is the Kubernetes one.
-Why not a library: see the README, "High availability".
+Why not a library: see docs/high-availability.md.
 """
 
 from __future__ import annotations

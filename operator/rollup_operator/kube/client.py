@@ -1,6 +1,6 @@
 """The few direct Kubernetes API calls the operator makes (kopf does the watching).
 
-On lightkube's async client (see the README's design section for why): status is written by
+On lightkube's async client (see docs/design.md for why): status is written by
 server-side apply of the whole status through the status subresource (field manager
 ``rollup-operator``, forced), finalizers by a merge patch guarded by resourceVersion, events
 created and counted (event_recorder.py), Secrets and connections read. No thread pool: every call is a coroutine on the loop.

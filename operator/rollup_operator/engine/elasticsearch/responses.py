@@ -11,7 +11,7 @@ truncated, and only once the answer carries ``X-Elastic-Product: Elasticsearch``
 server that is not Elasticsearch (any URL a tenant can put in ``spec.url``) is never repeated,
 so the operator cannot be used to read other services of the cluster network.
 
-What the documented shapes are: ``../shared/elasticsearch-rollup-api.md`` ("GET _rollup/job").
+What the documented shapes are: ``docs/reference/elasticsearch-rollup-api.md`` ("GET _rollup/job").
 """
 
 from __future__ import annotations
