@@ -89,8 +89,11 @@ ROTATED = Rotated()
 
 class Connection:
     def __init__(self, namespace: str, name: str, spec: ConnectionSpec | None, invalid: str | None,
-                 read_secret: credentials.SecretGetter, *, poll_interval: float = 1.0, coalesce_window: float = 0.05):
+                 read_secret: credentials.SecretGetter, *, poll_interval: float = 1.0, coalesce_window: float = 0.05,
+                 dialects: Callable[[AsyncElasticsearch, str], RollupDialect] = dialect.build):
         self.namespace, self.name = namespace, name
+        #: Makes the rollup API for an engine on the client (dialect.build; an in-memory fake in tests).
+        self._dialects = dialects
         self.spec = spec
         self.invalid = invalid
         self._read_secret = read_secret
@@ -189,7 +192,7 @@ class Connection:
                 node_class=bounded_node.node_class(spec.max_response_bytes),  # every answer read with a bound
                 **kwargs,
             )
-            self.gateway = dialect.build(self.client, self.engine or spec.engine)  # auto: as last seen
+            self.gateway = self._dialects(self.client, self.engine or spec.engine)  # auto: as last seen
             self._fingerprint = fingerprint
             if old is not None:
                 log.info("connection %s/%s: spec or Secret changed, client rebuilt", self.namespace, self.name)
