@@ -29,7 +29,7 @@ test-tools: packages install
 	$(BIN)/python -m tests.harness.build opensearch
 
 test: test-tools  ## the whole suite, as CI runs it: set-up above, then unit, emulator, integration, real OpenSearch node, e2e
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -rA  # -rA: every test is named in the log with its outcome
 
 CORE := */rollup_operator/job/*
 unit: install  ## the fast tests only (no API server); the job package's line coverage from tests/unit alone (>= 90%)
