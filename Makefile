@@ -37,7 +37,7 @@ unit: install  ## the fast tests only (no API server); the job package's line co
 	$(BIN)/python -m coverage report --include='$(CORE)' --fail-under=90
 	$(BIN)/python -m pytest tests/emulator
 
-lint: install  ## ruff over the operator and the tests; mypy (strict on the core modules)
+lint: install  ## ruff over the operator, the emulator and the unit tests; mypy strict on all runtime code
 	$(BIN)/ruff check operator/rollup_operator emulator tests/unit tests/faults/test_status_race.py
 	$(BIN)/mypy
 
