@@ -38,7 +38,7 @@ unit: install  ## the fast tests only (no API server); the job package's line co
 	$(BIN)/python -m pytest tests/emulator
 
 lint: install  ## ruff over the operator, the emulator and the unit tests; mypy strict on all runtime code
-	$(BIN)/ruff check operator/rollup_operator emulator tests/unit tests/faults/test_status_race.py
+	$(BIN)/ruff check operator/rollup_operator emulator tests/unit tests/component tests/support tools tests/faults/test_status_race.py
 	$(BIN)/mypy
 
 MODE ?= process

@@ -1,7 +1,7 @@
 """Trace the stop path through the runtime package's modules (issue 23's measure).
 
 ``python -m tools.trace_stop`` runs the controller in process (the Elasticsearch emulator on a thread,
-the in-memory Kubernetes client of tests/unit/test_reconciler.py), converges a RollupJob ``started``,
+the in-memory Kubernetes client of tests/support/fake_kube.py), converges a RollupJob ``started``,
 then edits it to ``desiredState: stopped`` and records, with ``sys.setprofile``, which module of
 ``rollup_operator`` is executing at every call and return:
 
@@ -98,7 +98,7 @@ async def main() -> int:
     from es_rollup_emulator import EmulatorThread
     from rollup_operator.app import handlers
     from rollup_operator.app.controller import Controller
-    from tests.unit.test_reconciler import FakeKube, World, conn_body
+    from tests.support.fake_kube import FakeKube, World, conn_body
 
     with EmulatorThread(version="8.17.0", auto_trigger=False, page_duration=0.05) as emu:
         kube = FakeKube()

@@ -1,7 +1,7 @@
 """The orchestration (controller, store, work queue, the pass, actions, the connection and its
 shared reads, the status writer) against the in-memory rollup API (tests/support/fake_engine.py)
 and the in-memory Kubernetes client: no HTTP server, socket or thread, so each runs in
-milliseconds. tests/unit/test_reconciler.py runs the same layers against the emulator over HTTP."""
+milliseconds. tests/component/test_reconciler.py runs the same layers against the emulator over HTTP."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from rollup_operator.app.controller import Controller
 from rollup_operator.job.spec import FINALIZER
 from tests.support.fake_engine import FakeRollupApi
-from tests.unit.test_reconciler import FakeKube, World, conn_body
+from tests.support.fake_kube import FakeKube, World, conn_body
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rollup_operator.app.controller import Controller
 from rollup_operator.metrics_collector import JobsCollector
 
-import test_reconciler
-from test_reconciler import FakeKube, World, conn_body
+from tests.component import test_reconciler
+from tests.support.fake_kube import FakeKube, World, conn_body
 
 emu, world = test_reconciler.emu, test_reconciler.world  # the fixtures: controller + emulator + fake Kubernetes
 
