@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test unit harness node sandbox bench bench-quick e2e lint clean
+.PHONY: install packages test test-tools unit harness node opensearch sandbox bench bench-quick e2e lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,7 +15,20 @@ install: $(BIN)/python  ## install the operator and the test tools into .venv
 harness: install  ## build (or reuse) the kube-apiserver and kstatus helpers from Go modules
 	$(BIN)/python -m tests.harness.build
 
-test: harness  ## the whole suite: unit, emulator, integration on a real kube-apiserver
+packages:  ## the Debian packages the suite needs (installed when root; else listed): .ci/packages
+	bash .ci/packages
+
+opensearch: install  ## build (or reuse) the real OpenSearch node (Java 17 + Maven; tests/harness/opensearch_build.py)
+	$(BIN)/python -m tests.harness.build opensearch
+
+# Everything the suite needs, as CI builds it: the packages, the Go tools, the single-node cluster's
+# binary and images (root only: they need containerd/buildah), the OpenSearch node.
+test-tools: packages install
+	$(BIN)/python -m tests.harness.build
+	if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m tests.harness.build node images; fi
+	$(BIN)/python -m tests.harness.build opensearch
+
+test: test-tools  ## the whole suite, as CI runs it: set-up above, then unit, emulator, integration, real OpenSearch node, e2e
 	$(BIN)/python -m pytest
 
 CORE := */rollup_operator/reconciler.py,*/rollup_operator/workqueue.py,*/rollup_operator/actions.py,*/rollup_operator/sync.py

@@ -122,3 +122,28 @@ def kubectl(admin_kubeconfig):
         return proc
 
     return run
+
+
+@pytest.fixture(scope="session")
+def opensearch_node(pytestconfig):
+    """A real OpenSearch 2.19.4 node with the rollup plugins (tests/harness/opensearch.py), shared by
+    the session. Skips only outside CI when Java or Maven is missing; in CI (CI=true) a node that
+    cannot be built or started fails the test."""
+    from tests.harness.opensearch import OpenSearchNode, OpenSearchToolchainMissing, toolchain
+
+    progress = _progress_for(pytestconfig)
+    try:
+        toolchain()
+    except OpenSearchToolchainMissing as e:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI must run the tests on the real OpenSearch node: {e}", pytrace=False)
+        pytest.skip(str(e))
+    node = OpenSearchNode(progress=progress).start()
+    progress(f"[harness] OpenSearch node at {node.url} in {node.start_seconds:.1f}s (dir {node.dir})")
+    try:
+        yield node
+    finally:
+        rss = node.rss_bytes()
+        if rss:
+            progress(f"[harness] OpenSearch JVM RSS at session end: {rss / 2**20:.0f} MiB")
+        node.stop()

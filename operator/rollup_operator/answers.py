@@ -229,6 +229,17 @@ def foreign_error(status: int) -> Failure:
     return Failure(NOT_ELASTICSEARCH, f"{text}; check spec.url")
 
 
+#: The bracketed identities Elasticsearch names in its security errors ("unable to authenticate user
+#: [bob]", "is unauthorized for user [bob] ... run as [alice]", "api key [id]"): status and Events are
+#: read by the namespace's viewers, so no username or key id of the connection's credentials goes there.
+_IDENTITY = re.compile(r"(?i)\b(user|run as|principal|api key|api_key|apikey|token|realm)(\s*)\[[^\]]*\]")
+
+
+def redact_identity(text: str) -> str:
+    """``text`` with every user, run-as, API key, token and realm name replaced by ``[…]``."""
+    return _IDENTITY.sub(lambda m: f"{m.group(1)}{m.group(2)}[…]", text)
+
+
 def error_parts(body: Any) -> tuple[str, str]:
     """(type, reason) of an Elasticsearch error body, truncated; ("", "") when it has neither.
 
@@ -255,4 +266,4 @@ def error_parts(body: Any) -> tuple[str, str]:
                 r = failures[0].get("reason")
                 if isinstance(r, dict):
                     etype, reason = str(r.get("type") or ""), str(r.get("reason") or "")
-    return clip(etype, MAX_TYPE), clip(reason, MAX_REASON)
+    return clip(etype, MAX_TYPE), clip(redact_identity(reason), MAX_REASON)

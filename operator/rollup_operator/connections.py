@@ -25,7 +25,7 @@ from typing import Awaitable, Callable
 
 from elasticsearch import AsyncElasticsearch
 
-from . import credentials, metrics
+from . import bounded_node, credentials, metrics
 from .gateway import Gateway, ServerInfo
 from .model import ConnectionSpec, InvalidSpec, connection_spec_from_body
 from .ownership import cluster_identities
@@ -138,6 +138,7 @@ class Connection:
                 retry_on_status=(),
                 retry_on_timeout=False,
                 connections_per_node=spec.max_concurrent_requests,
+                node_class=bounded_node.node_class(spec.max_response_bytes),  # every answer read with a bound
                 **kwargs,
             )
             self.gateway = Gateway(self.client)

@@ -19,8 +19,9 @@ import elastic_transport
 import elasticsearch
 from elasticsearch import AsyncElasticsearch
 
-from . import answers, metrics
+from . import answers, bounded_node, metrics
 from .observations import (
+    RESPONSE_TOO_LARGE,
     FORBIDDEN,
     NOT_ELASTICSEARCH,
     TLS_ERROR,
@@ -117,6 +118,10 @@ def classify(exc: BaseException, api: str) -> Outcome:
         return Failure(TLS_ERROR, f"TLS handshake with Elasticsearch failed: {_detail(exc)}; check spec.tls (caSecretRef / insecureSkipVerify)")
     if isinstance(exc, elastic_transport.ConnectionTimeout):
         return Failure(UNAVAILABLE, f"Elasticsearch did not answer in time: {_detail(exc)}")
+    big = bounded_node.too_large(exc)
+    if big is not None:
+        return Failure(RESPONSE_TOO_LARGE, f"the answer to {api} is larger than spec.maxResponseSize ({big.limit} bytes): "
+                                           f"it was not read further; raise spec.maxResponseSize (at most 256Mi) if the server really holds that many jobs")
     if isinstance(exc, (elastic_transport.ConnectionError, elastic_transport.TransportError, OSError, asyncio.TimeoutError)):
         return Failure(UNAVAILABLE, f"cannot reach Elasticsearch: {_detail(exc) or type(exc).__name__}")
     raise exc

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import time
+from urllib.parse import quote
 from typing import Any, Awaitable, Mapping
 
 import httpx2
@@ -25,6 +26,7 @@ from lightkube.resources.core_v1 import Event, Secret
 from lightkube.types import PatchType
 
 from . import metrics
+from .kube_names import InvalidName, require
 from .kube_transport import AiohttpTransport
 from .model import API_VERSION, CONNECTION_KIND, CONNECTION_PLURAL, GROUP, JOB_KIND, JOB_PLURAL, VERSION
 
@@ -74,6 +76,19 @@ async def api_call(what: str, coro: Awaitable[Any], *, missing_ok: bool = False,
     return out
 
 
+def _name(what: str, namespace: str, name: str) -> str:
+    """The one gate of every name that goes into a request path: refused before any request unless
+    the namespace and the name are object names (kube_names.py), then percent-encoded as a path
+    segment (a no-op for a valid name; nothing can change the path). httpx2 resolves '..' while it
+    builds the request, so this must happen here, before lightkube formats the URL."""
+    try:
+        require("namespace", namespace)
+        require(what, name)
+    except InvalidName as e:
+        raise KubeError(422, str(e)) from None
+    return quote(name, safe="")
+
+
 def _plain(obj: Any) -> dict[str, Any] | None:
     if obj is None:
         return None
@@ -111,6 +126,7 @@ class Kube:
 
     async def apply_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any] | None:
         """Server-side apply of the whole ``status`` (status subresource, forced); None if the object is gone."""
+        name = _name("name", namespace, name)
         res = _RESOURCES[kind]
         body = {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name, "namespace": namespace}, "status": dict(status)}
         obj = await self._call(
@@ -122,6 +138,7 @@ class Kube:
 
     async def set_finalizers(self, namespace: str, name: str, finalizers: list[str], resource_version: str | None) -> dict[str, Any] | None:
         """Replace metadata.finalizers, guarded by resourceVersion (409 if the object moved on)."""
+        name = _name("name", namespace, name)
         meta: dict[str, Any] = {"finalizers": finalizers or None}
         if resource_version:
             meta["resourceVersion"] = resource_version
@@ -133,6 +150,7 @@ class Kube:
 
     async def get_connection(self, namespace: str, name: str) -> dict[str, Any] | None:
         """Read one ElasticsearchConnection (a cache miss: a job named it before the watch did)."""
+        name = _name("connection name", namespace, name)
         obj = await self._call(f"get {CONNECTION_PLURAL}/{name}", self.api.get(ConnectionResource, name, namespace=namespace), missing_ok=True)
         return _plain(obj)
 
@@ -140,6 +158,7 @@ class Kube:
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """The decoded data of a Secret, or None if it does not exist."""
+        name = _name("Secret name", namespace, name)
         obj = await self._call(f"get secrets/{name}", self.api.get(Secret, name, namespace=namespace), missing_ok=True)
         if obj is None:
             return None
@@ -149,6 +168,7 @@ class Kube:
 
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Secret object (labels and base64 data, decoded by credentials.py), or None if absent."""
+        name = _name("Secret name", namespace, name)
         obj = await self._call(f"get secrets/{name}", self.api.get(Secret, name, namespace=namespace), missing_ok=True)
         return _plain(obj)
 
@@ -162,6 +182,7 @@ class Kube:
 
     async def patch_event(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
         """Merge-patch an Event the operator posted (count, lastTimestamp); None if it is gone."""
+        name = _name("Event name", namespace, name)
         async with self.event_slots:
             obj = await self._call(f"patch event {name}", self.api.patch(Event, name, patch, namespace=namespace, patch_type=PatchType.MERGE),
                                    missing_ok=True, write="event")

@@ -13,6 +13,9 @@ import ssl
 
 import aiohttp
 import httpx2
+import yarl
+
+from .kube_names import safe_path
 
 
 _HOP = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection"})
@@ -33,10 +36,16 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        # The path goes out exactly as built (encoded=True: yarl would otherwise resolve '..'), and a
+        # path with a dot segment or an encoded slash never leaves at all (kube_names.py).
+        if not safe_path(request.url.raw_path.split(b"?", 1)[0].decode("ascii", "replace")):
+            raise httpx2.UnsupportedProtocol(f"refused a Kubernetes request whose path is not plain segments: {request.url.path!r}",
+                                             request=request)
+        url = yarl.URL(str(request.url), encoded=True)
         body = await request.aread()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw if k.lower() not in _HOP]
         try:
-            async with self._get_session().request(request.method, str(request.url), headers=headers, data=body or None,
+            async with self._get_session().request(request.method, url, headers=headers, data=body or None,
                                                    timeout=self._timeout, allow_redirects=False) as resp:
                 content = await resp.read()
                 raw = [(k, v) for k, v in resp.raw_headers if k.lower() not in _DECODED]  # the body is read and decoded

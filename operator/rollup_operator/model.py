@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .job_config import InvalidSpec, config_differences, config_to_es  # noqa: F401 - re-exported
+from .kube_names import InvalidName, require as _require_name
 
 GROUP = "rollup.esops.dev"
 VERSION = "v1alpha1"
@@ -117,6 +118,10 @@ def job_spec_from_body(body: Mapping[str, Any]) -> JobSpec:
     conn = (spec.get("connectionRef") or {}).get("name")
     if not conn or not isinstance(conn, str):
         raise InvalidSpec("spec.connectionRef.name is required: name the ElasticsearchConnection in this namespace")
+    try:
+        _require_name("spec.connectionRef.name", conn)
+    except InvalidName as e:
+        raise InvalidSpec(str(e))
     job_id = spec.get("jobId") or name
     if not isinstance(job_id, str) or not job_id or "/" in job_id or len(job_id) > 512:
         raise InvalidSpec(f"spec.jobId {job_id!r} is not a valid rollup job id (non-empty, no '/', at most 512 characters)")
@@ -190,6 +195,7 @@ class ConnectionSpec:
     request_timeout_s: float = 30.0
     sync_interval_s: float = 60.0
     max_concurrent_requests: int = 64
+    max_response_bytes: int = 32 * 1024 * 1024
 
     @property
     def key(self) -> tuple[str, str]:
@@ -199,6 +205,31 @@ class ConnectionSpec:
     def secret_names(self) -> frozenset[str]:
         refs = (self.username, self.password, self.api_key, self.ca)
         return frozenset(r.name for r in refs if r is not None)
+
+
+#: Ceiling of spec.requestTimeout (the CRD says the same with a CEL rule).
+MAX_REQUEST_TIMEOUT_S = 300.0
+#: Ceiling of spec.maxResponseSize (bounded_node.MAX_RESPONSE_CEILING_BYTES; the CRD says it too).
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+
+
+def _response_size(value: Any) -> int:
+    """spec.maxResponseSize ("32Mi", "512Ki") in bytes, at most 256Mi."""
+    m = re.fullmatch(r"([1-9][0-9]{0,9})(Ki|Mi)", str(value))
+    if not m:
+        raise InvalidSpec(f"spec.maxResponseSize {value!r} must be a size in Ki or Mi, e.g. 32Mi")
+    size = int(m.group(1)) * (1024 if m.group(2) == "Ki" else 1024 * 1024)
+    if size > MAX_RESPONSE_BYTES:
+        raise InvalidSpec("spec.maxResponseSize must be at most 256Mi")
+    return size
+
+
+def _secret_name(field: str, name: Any) -> None:
+    """Refuse a Secret name that is not a Kubernetes object name (it could walk out of the namespace's path)."""
+    try:
+        _require_name(field, name)
+    except InvalidName as e:
+        raise InvalidSpec(str(e))
 
 
 def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
@@ -221,6 +252,7 @@ def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
         ref = basic.get("secretRef") or {}
         if not ref.get("name"):
             raise InvalidSpec("spec.auth.basic.secretRef.name is required")
+        _secret_name("spec.auth.basic.secretRef.name", ref["name"])
         username = SecretKeyRef(ref["name"], basic.get("usernameKey", "username"))
         password = SecretKeyRef(ref["name"], basic.get("passwordKey", "password"))
     ak = auth.get("apiKey")
@@ -230,6 +262,7 @@ def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
         ref = ak.get("secretRef") or {}
         if not ref.get("name"):
             raise InvalidSpec("spec.auth.apiKey.secretRef.name is required")
+        _secret_name("spec.auth.apiKey.secretRef.name", ref["name"])
         api_key = SecretKeyRef(ref["name"], ak.get("key", "api_key"))
 
     tls = spec.get("tls") or {}
@@ -238,6 +271,7 @@ def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
         ref = tls["caSecretRef"]
         if not ref.get("name"):
             raise InvalidSpec("spec.tls.caSecretRef.name is required")
+        _secret_name("spec.tls.caSecretRef.name", ref["name"])
         ca = SecretKeyRef(ref["name"], ref.get("key", "ca.crt"))
 
     sync_interval_s = parse_duration(spec.get("syncInterval", "60s"), what="spec.syncInterval")
@@ -251,6 +285,10 @@ def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
     if not 1 <= max_conc <= 4096:
         raise InvalidSpec("spec.maxConcurrentRequests must be between 1 and 4096")
 
+    request_timeout_s = parse_duration(spec.get("requestTimeout", "30s"), what="spec.requestTimeout")
+    if request_timeout_s > MAX_REQUEST_TIMEOUT_S:
+        raise InvalidSpec(f"spec.requestTimeout must be at most {int(MAX_REQUEST_TIMEOUT_S // 60)}m: a longer one holds a request slot "
+                          f"for that long on a server that never answers")
     return ConnectionSpec(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
@@ -261,7 +299,8 @@ def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
         api_key=api_key,
         ca=ca,
         insecure_skip_verify=bool(tls.get("insecureSkipVerify", False)),
-        request_timeout_s=parse_duration(spec.get("requestTimeout", "30s"), what="spec.requestTimeout"),
+        request_timeout_s=request_timeout_s,
         sync_interval_s=sync_interval_s,
         max_concurrent_requests=max_conc,
+        max_response_bytes=_response_size(spec.get("maxResponseSize", "32Mi")),
     )

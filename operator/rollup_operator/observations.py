@@ -36,6 +36,8 @@ class JobAbsent:
 # re-checked by the connection's periodic sync.
 UNAVAILABLE = "ElasticsearchUnavailable"
 TLS_ERROR = "TLSError"
+#: An answer larger than the connection's spec.maxResponseSize (bounded_node.py); retried, as the server may shrink.
+RESPONSE_TOO_LARGE = "ResponseTooLarge"
 UNAUTHORIZED = "Unauthorized"
 FORBIDDEN = "Forbidden"
 NOT_ELASTICSEARCH = "NotElasticsearch"
@@ -52,7 +54,7 @@ SECRET_KEY_NOT_FOUND = "SecretKeyNotFound"
 SECRET_UNREADABLE = "SecretUnreadable"
 #: A 2xx answer without the shape the rollup API documents (see answers.py); retried.
 UNEXPECTED_RESPONSE = "UnexpectedResponse"
-TRANSIENT_FAILURES = frozenset({UNAVAILABLE, TLS_ERROR, UNEXPECTED_RESPONSE})
+TRANSIENT_FAILURES = frozenset({UNAVAILABLE, TLS_ERROR, UNEXPECTED_RESPONSE, RESPONSE_TOO_LARGE})
 
 
 @dataclass(frozen=True)

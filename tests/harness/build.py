@@ -3,6 +3,7 @@
     python -m tests.harness.build            # all: kube-apiserver harness, kstatus, helm, promtool, promql, rbacagg, argolua
     python -m tests.harness.build apiserver  # only some of them
     python -m tests.harness.build node images  # the single-node cluster's binary and images
+    python -m tests.harness.build opensearch   # the real OpenSearch node (Java 17 + Maven; opensearch_build.py)
 
 Prints progress every 30 s; binaries are cached (see tests/harness/gobuild.py), so a second
 run returns at once. Exit code 0 on success, 1 on a build failure, 2 if Go is missing.
@@ -14,7 +15,7 @@ import argparse
 import sys
 import time
 
-from . import apiserver, gotools, kstatus, node_build
+from . import apiserver, gotools, kstatus, node_build, opensearch_build
 from .gobuild import GoBuildError, GoToolchainMissing, cache_dir
 from .images import Builder, ImageBuildError
 
@@ -29,7 +30,8 @@ TARGETS = {
 }
 # The single-node cluster's parts (tests/harness/node.py); built only when named.
 EXTRA = {"node": node_build.ensure_built,
-         "images": lambda progress: " ".join(str(i.archive) for i in Builder(progress).all().values())}
+         "images": lambda progress: " ".join(str(i.archive) for i in Builder(progress).all().values()),
+         "opensearch": opensearch_build.ensure_built}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         except GoToolchainMissing as e:
             print(f"[harness] cannot build {name}: {e}", file=sys.stderr)
             return 2
-        except (GoBuildError, ImageBuildError) as e:
+        except opensearch_build.OpenSearchToolchainMissing as e:
+            print(f"[harness] cannot build {name}: {e}", file=sys.stderr)
+            return 2
+        except (GoBuildError, ImageBuildError, opensearch_build.OpenSearchBuildError) as e:
             print(f"[harness] {e}", file=sys.stderr)
             return 1
         print(f"[harness] {name}: {path} ({time.monotonic() - t0:.1f}s)", flush=True)

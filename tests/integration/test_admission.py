@@ -168,3 +168,59 @@ def test_optional_egress_network_policy(installed, kubectl):
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert policy["metadata"]["namespace"] == deployment["metadata"]["namespace"]
     assert "optional" not in (REPO_ROOT / "manifests/kustomization.yaml").read_text().split("resources:")[1]
+
+
+TRAVERSAL_NAMES = ["..", "../x", "a/../../b/secrets/c", "%2e%2e", "a%2Fb", "x/", "../../O/secrets/es-creds"]
+
+
+def _connection(name, auth=None, tls=None):
+    spec = {"url": "https://es.example:9200"}
+    if auth:
+        spec["auth"] = auth
+    if tls:
+        spec["tls"] = tls
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ElasticsearchConnection", "metadata": {"name": name}, "spec": spec}
+
+
+@pytest.mark.parametrize("name", TRAVERSAL_NAMES)
+@pytest.mark.parametrize("field,build", [
+    ("spec.auth.basic.secretRef.name", lambda n: {"auth": {"basic": {"secretRef": {"name": n}}}}),
+    ("spec.auth.apiKey.secretRef.name", lambda n: {"auth": {"apiKey": {"secretRef": {"name": n}}}}),
+    ("spec.tls.caSecretRef.name", lambda n: {"tls": {"caSecretRef": {"name": n}}}),
+])
+def test_secret_names_that_leave_the_namespace_are_refused_at_admission(cluster, name, field, build):
+    """Issue 20 finding 1: a Secret name is a DNS-1123 subdomain, so no name can walk into another namespace's path."""
+    message = create_error(cluster, _connection("trav", **build(name)), plural="elasticsearchconnections")
+    assert field in message and "should match" in message
+
+
+@pytest.mark.parametrize("name", TRAVERSAL_NAMES)
+def test_connection_refs_that_leave_the_namespace_are_refused_at_admission(cluster, name):
+    assert "spec.connectionRef.name" in create_error(cluster, rj("trav", connectionRef={"name": name}))
+
+
+def test_a_valid_dotted_secret_name_is_admitted(cluster):
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "elasticsearchconnections",
+                                                   _connection("dotted", auth={"basic": {"secretRef": {"name": "es-creds.v2"}}}))
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ({"requestTimeout": "1h"}, "spec.requestTimeout must be at most 5m"),
+    ({"maxResponseSize": "300Mi"}, "spec.maxResponseSize must be at most 256Mi"),
+    ({"maxResponseSize": "300000Ki"}, "spec.maxResponseSize must be at most 256Mi"),
+    ({"maxResponseSize": "1Gi"}, "spec.maxResponseSize"),
+])
+def test_connection_ceilings_are_enforced_at_admission(cluster, spec, needle):
+    """Issue 20 finding 2: a tenant cannot set an hour-long timeout or an unbounded answer size."""
+    body = _connection("ceil")
+    body["spec"].update(spec)
+    assert needle in create_error(cluster, body, plural="elasticsearchconnections")
+
+
+def test_connection_limits_within_the_ceilings_are_admitted_with_defaults(cluster):
+    obj = cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "elasticsearchconnections",
+                                                         _connection("within"))
+    assert obj["spec"]["maxResponseSize"] == "32Mi"
+    body = _connection("within2")
+    body["spec"].update({"requestTimeout": "5m", "maxResponseSize": "256Mi"})
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "elasticsearchconnections", body)

@@ -87,3 +87,19 @@ def test_unknown_exceptions_propagate():
 
 def test_redact_credentials_in_urls():
     assert redact("GET https://user:secret@es:9200/x") == "GET https://***@es:9200/x"
+
+
+@pytest.mark.parametrize("status,cls,reason", [
+    (401, elasticsearch.AuthenticationException, "unable to authenticate user [ops-admin] for REST request [/_rollup/job/_all]"),
+    (403, elasticsearch.AuthorizationException,
+     "action [cluster:monitor/xpack/rollup/get] is unauthorized for user [ops-admin] with effective roles [viewer], this action is granted by the cluster privileges [monitor_rollup,all]"),
+    (403, elasticsearch.AuthorizationException, "action [cluster:admin/xpack/rollup/stop] is unauthorized for user [svc] run as [ops-admin] with roles [x]"),
+    (401, elasticsearch.AuthenticationException, "unable to authenticate with provided credentials: api key [ops-admin] is expired"),
+])
+def test_no_username_or_key_id_reaches_the_message(status, cls, reason):
+    """Issue 20 finding 4: status and Events are readable by the namespace's viewers."""
+    out = classify(api_error(status, envelope("security_exception", reason, status), cls), "get")
+    assert out.kind in ("Unauthorized", "Forbidden")
+    assert "ops-admin" not in out.message and "[…]" in out.message
+    if status == 403:
+        assert "monitor_rollup" in out.message or "stop" in out.message  # the privilege advice stays
