@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 install: $(BIN)/python  ## install the operator and the test tools into .venv
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test]' -e ./emulator
 
 harness: install  ## build (or reuse) the kube-apiserver and kstatus helpers from Go modules
 	$(BIN)/python -m tests.harness.build
@@ -31,14 +31,14 @@ test-tools: packages install
 test: test-tools  ## the whole suite, as CI runs it: set-up above, then unit, emulator, integration, real OpenSearch node, e2e
 	$(BIN)/python -m pytest
 
-CORE := */rollup_operator/reconciler.py,*/rollup_operator/workqueue.py,*/rollup_operator/actions.py,*/rollup_operator/sync.py
+CORE := */rollup_operator/job/reconcile.py,*/rollup_operator/job/workqueue.py,*/rollup_operator/job/actions.py,*/rollup_operator/app/connection_sync.py
 unit: install  ## the fast tests only (no API server); prints the line coverage of the core from tests/unit alone
 	$(BIN)/python -m coverage run -m pytest tests/unit
 	$(BIN)/python -m coverage report --include='$(CORE)' --fail-under=85
 	$(BIN)/python -m pytest tests/emulator
 
 lint: install  ## ruff over the operator and the tests; mypy (strict on the core modules)
-	$(BIN)/ruff check operator/rollup_operator tests/unit tests/faults/test_status_race.py --exclude operator/rollup_operator/testing
+	$(BIN)/ruff check operator/rollup_operator emulator tests/unit tests/faults/test_status_race.py
 	$(BIN)/mypy
 
 MODE ?= process

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return pod_main()
 
-    from rollup_operator.testing import EmulatorThread, seed_migration
+    from es_rollup_emulator import EmulatorThread, seed_migration
 
     print("[sandbox] building (or reusing) the kube-apiserver harness...", flush=True)
     api = APIServer(binary=ensure_built()).start()
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
   The operator runs below with the RBAC of manifests/ (its ServiceAccount's identity). Ctrl-C stops everything.
 """, flush=True)
-        op = subprocess.Popen([sys.executable, "-m", "rollup_operator.cli", "run", "--kubeconfig", api.operator_kubeconfig,
+        op = subprocess.Popen([sys.executable, "-m", "rollup_operator.cli.main", "run", "--kubeconfig", api.operator_kubeconfig,
                                "--http-port", "0"])
         signal.signal(signal.SIGTERM, lambda *_: op.send_signal(signal.SIGINT))
         while op.poll() is None:

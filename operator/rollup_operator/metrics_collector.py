@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from prometheus_client.core import GaugeMetricFamily
 
-from . import conditions as cond
+from rollup_operator.job import conditions as cond
 
 UNKNOWN = "Unknown"
 _TYPES = frozenset(cond.ORDER)

@@ -28,7 +28,7 @@ READS = {"GET", "HEAD"}
 
 
 def export(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "rollup_operator.cli", "export", *args], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "rollup_operator.cli.main", "export", *args], capture_output=True, text=True,
                        timeout=120, env={**os.environ, **(env or {})})
     assert r.returncode == 0, r.stderr
     return r
@@ -129,8 +129,8 @@ def test_export_from_connection_reads_the_secret_and_adopts(cluster, emulator, o
 
 def test_status_migration_fits_the_crd_status_schema(cluster):
     """What ``status_migration`` returns is stored as is (nothing pruned) by the real API server."""
-    from rollup_operator.migration import status_migration
-    from rollup_operator.testing.seed_migration import BLOCKED, DOWNSAMPLEABLE
+    from rollup_operator.migration.plan import status_migration
+    from es_rollup_emulator.seed_migration import BLOCKED, DOWNSAMPLEABLE
 
     for job_id, config in (DOWNSAMPLEABLE, BLOCKED):
         name = job_id

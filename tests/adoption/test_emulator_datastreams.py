@@ -9,8 +9,8 @@ import warnings
 import pytest
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
-from rollup_operator.testing import EmulatorThread
-from rollup_operator.testing.seed_migration import TSDS_TEMPLATE
+from es_rollup_emulator import EmulatorThread
+from es_rollup_emulator.seed_migration import TSDS_TEMPLATE
 
 
 @pytest.fixture

@@ -12,15 +12,15 @@ import warnings
 import pytest
 import yaml
 
-from rollup_operator import export
-from rollup_operator.model import config_differences, config_to_es
-from rollup_operator.testing import EmulatorThread
+from rollup_operator.cli import export
+from rollup_operator.job.spec import config_differences, config_to_es
+from es_rollup_emulator import EmulatorThread
 
 from . import corpus
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rollup_operator.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "rollup_operator.cli.main", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=60)
 
 

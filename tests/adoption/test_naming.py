@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rollup_operator.export import ExportError, base_name, resource_names
+from rollup_operator.cli.export import ExportError, base_name, resource_names
 
 LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -49,7 +49,7 @@ def test_every_name_is_a_label(tmp_path):
 
 
 def test_a_hash_clash_is_a_clear_error(monkeypatch):
-    import rollup_operator.export as ex
+    import rollup_operator.cli.export as ex
 
     monkeypatch.setattr(ex, "_short_hash", lambda _id: "abcdef")
     with pytest.raises(ExportError, match="map to the resource name"):

@@ -11,12 +11,12 @@ import sys
 import pytest
 import yaml
 
-from rollup_operator.testing import EmulatorThread
-from rollup_operator.testing.seed_migration import seed
+from es_rollup_emulator import EmulatorThread
+from es_rollup_emulator.seed_migration import seed
 
 
 def plan(url: str, *args: str) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "rollup_operator.cli", "migration-plan", "--url", url, *args],
+    r = subprocess.run([sys.executable, "-m", "rollup_operator.cli.main", "migration-plan", "--url", url, *args],
                        capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert r.returncode == 0, r.stderr
     return r
@@ -82,7 +82,7 @@ def test_source_reads_refused_become_a_note_not_a_failure():
     with EmulatorThread(version="8.17.0", auto_trigger=False, users=users) as emu:
         emu.seed_rollup_usage()
         seed(emu)
-        r = subprocess.run([sys.executable, "-m", "rollup_operator.cli", "migration-plan", "--url", emu.url,
+        r = subprocess.run([sys.executable, "-m", "rollup_operator.cli.main", "migration-plan", "--url", emu.url,
                             "--username", "roller", "--password-env", "PW", "-o", "json"],
                            capture_output=True, text=True, env={**os.environ, "PW": "pw"}, timeout=60)
     assert r.returncode == 0, r.stderr

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from rollup_operator.migration import plan_jobs
-from rollup_operator.testing.seed_migration import BLOCKED, DOWNSAMPLEABLE
+from rollup_operator.migration.plan import plan_jobs
+from es_rollup_emulator.seed_migration import BLOCKED, DOWNSAMPLEABLE
 
 from . import corpus
 from .npmcache import ensure_installed
@@ -104,8 +104,8 @@ def test_the_emulators_data_stream_answers_match_elastics_response_types(node_mo
 
     from elasticsearch import Elasticsearch
 
-    from rollup_operator.testing import EmulatorThread
-    from rollup_operator.testing.seed_migration import seed
+    from es_rollup_emulator import EmulatorThread
+    from es_rollup_emulator.seed_migration import seed
 
     with EmulatorThread(version="9.1.0", auto_trigger=False) as emu:  # the types follow the newest server
         emu.seed_rollup_usage()

@@ -3,7 +3,7 @@
 ``python -m tests.bench.emuhost --count N [--version V]`` starts N emulators (no cron triggers),
 prints one JSON line ``{"urls": [...]}`` and runs until SIGTERM/SIGINT or until stdin closes.
 Everything else goes through each emulator's ``/_emulator`` control API (see
-``rollup_operator/testing/control.py``).
+``emulator/es_rollup_emulator/control.py``).
 
 The benchmark runs the emulators here rather than in its own process so that its watch stream,
 its bulk writes and the emulators do not share one interpreter lock.
@@ -17,7 +17,7 @@ import json
 import signal
 import sys
 
-from rollup_operator.testing import ElasticsearchEmulator
+from es_rollup_emulator import ElasticsearchEmulator
 
 
 async def serve(count: int, version: str) -> None:

@@ -129,7 +129,7 @@ class InProcessEndpoints(Endpoints):
     """``EmulatorPool``: N emulators on one loop thread of this process."""
 
     def __init__(self, count: int, version: str = "8.17.0"):
-        from rollup_operator.testing import EmulatorPool
+        from es_rollup_emulator import EmulatorPool
 
         self.pool = EmulatorPool(count, version=version, auto_trigger=False).start()
         self.urls = self.pool.urls

@@ -163,7 +163,6 @@ spec:
         - name: emulator
           image: IMAGE
           imagePullPolicy: Never
-          command: [es-rollup-emulator]
           args: [--host, 0.0.0.0, --port, "9200", --version, "8.17.0", --seed-rollup-usage, EMU_ARGS
                  --user, "elastic:ADMIN_PW:all", --user, "OP_USER:OP_PW:OP_PRIVS"]
           ports: [{name: http, containerPort: 9200}]
@@ -201,7 +200,7 @@ class LocalNodeCluster(Cluster):
 
         admin_pw = "admin-" + secrets.token_hex(8)
         op_pw = "op-" + secrets.token_hex(12)
-        manifest = (EMULATOR_MANIFEST.replace("IMAGE", "rollup-operator:e2e").replace("ADMIN_PW", admin_pw)
+        manifest = (EMULATOR_MANIFEST.replace("IMAGE", self.node.images["emulator"].name).replace("ADMIN_PW", admin_pw)
                     .replace("OP_USER", OPERATOR_USER).replace("OP_PW", op_pw).replace("OP_PRIVS", OPERATOR_PRIVILEGES)
                     .replace("EMU_ARGS", "".join(f"{json.dumps(a)}, " for a in self.emulator_args)))
         self.kubectl("apply", "-f", "-", input=manifest)

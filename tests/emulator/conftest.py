@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rollup_operator.testing import LoopThread
+from es_rollup_emulator import LoopThread
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = REPO_ROOT.parent / "shared" / "reference"

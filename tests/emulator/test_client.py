@@ -12,7 +12,7 @@ from elasticsearch import (
     ConnectionError as ESConnectionError, ElasticsearchWarning, NotFoundError, UnsupportedProductError,
 )
 
-from rollup_operator.testing import DEPRECATION_MESSAGE, ElasticsearchEmulator
+from es_rollup_emulator import DEPRECATION_MESSAGE, ElasticsearchEmulator
 
 ADMIN = ("admin", "admin-pw")
 

@@ -18,7 +18,7 @@ import warnings
 import pytest
 from elasticsearch import Elasticsearch, ElasticsearchWarning
 
-from rollup_operator.testing import EmulatorThread
+from es_rollup_emulator import EmulatorThread
 
 from .conftest import SPEC_DIR, YAML_DIR
 from .yaml_runner import Runner, YamlTestSkipped, load_specs, load_tests

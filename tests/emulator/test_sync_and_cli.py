@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from rollup_operator.testing import EmulatorPool, EmulatorThread
-from rollup_operator.testing.__main__ import build_parser
+from es_rollup_emulator import EmulatorPool, EmulatorThread
+from es_rollup_emulator.__main__ import build_parser
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,7 +75,7 @@ def test_cli_parser_accepts_documented_flags():
 def test_standalone_cli_starts_and_answers():
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "operator"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rollup_operator.testing", "--port", "0", "--version", "8.17.0", "--seed-jobs", "3",
+        [sys.executable, "-m", "es_rollup_emulator", "--port", "0", "--version", "8.17.0", "--seed-jobs", "3",
          "--no-auto-trigger", "--page-duration", "0.05", "--user", "admin:pw:all"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:

@@ -139,6 +139,10 @@ def corpus() -> list[Case]:
                              ("auth.apiKey", {"secretRef": {}}, "missing required"), ("auth.basic.secretRef.name", MB, "1 MB string"),
                              ("tls.insecureSkipVerify", "yes", "wrong type"), ("tls.caSecretRef", {}, "missing required"),
                              ("requestTimeout", "soon", "invalid duration"), ("requestTimeout", "0s", "invalid duration"),
+                             # issue 20: ceilings a tenant cannot pass, names that cannot leave the namespace
+                             ("requestTimeout", "1h", "invalid format/range"), ("requestTimeout", "99999999999999999999s", "invalid format/range"),
+                             ("maxResponseSize", "1Gi", "invalid format/range"), ("maxResponseSize", "300Mi", "invalid format/range"),
+                             ("auth.basic.secretRef.name", "../../o/secrets/es-creds", "invalid format/range"),
                              ("syncInterval", "1 minute", "invalid duration"), ("syncInterval", 60, "wrong type"),
                              ("maxConcurrentRequests", 0, "invalid format/range"), ("maxConcurrentRequests", 5000, "invalid format/range"),
                              ("maxConcurrentRequests", "64", "wrong type")]:

@@ -12,10 +12,10 @@ and the one status writer.
 import asyncio
 import copy
 
-from rollup_operator.controller import Controller
-from rollup_operator.decide import decide
-from rollup_operator.model import job_spec_from_body
-from rollup_operator.observations import JobObserved
+from rollup_operator.app.controller import Controller
+from rollup_operator.job.decide import decide
+from rollup_operator.job.spec import job_spec_from_body
+from rollup_operator.job.observations import JobObserved
 
 
 class HeldKube:

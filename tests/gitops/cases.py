@@ -22,11 +22,11 @@ from typing import Any, Callable
 
 import yaml
 
-from rollup_operator.decide import Progress, decide
-from rollup_operator.model import job_spec_from_body
-from rollup_operator.credentials import not_allowed
-from rollup_operator.observations import FORBIDDEN, UNAUTHORIZED, UNAVAILABLE, Failure, JobAbsent, JobObserved
-from rollup_operator.status import connection_status, invalid_status, job_status
+from rollup_operator.job.decide import Progress, decide
+from rollup_operator.job.spec import job_spec_from_body
+from rollup_operator.engine.credentials import not_allowed
+from rollup_operator.job.observations import FORBIDDEN, UNAUTHORIZED, UNAVAILABLE, Failure, JobAbsent, JobObserved
+from rollup_operator.job.status import connection_status, invalid_status, job_status
 
 CUSTOMIZATIONS = Path(__file__).resolve().parent.parent.parent / "manifests" / "gitops" / "resource_customizations"
 GROUP = "rollup.esops.dev"

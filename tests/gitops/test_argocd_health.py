@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rollup_operator.observations import (
+from rollup_operator.job.observations import (
     FORBIDDEN,
     SECRET_KEY_NOT_FOUND,
     SECRET_NOT_ALLOWED,
@@ -30,7 +30,7 @@ from rollup_operator.observations import (
     JobAbsent,
     JobObserved,
 )
-from rollup_operator.status import invalid_status
+from rollup_operator.job.status import invalid_status
 from tests.gitops import render_argocd_cm
 from tests.gitops.cases import NOW, conn_body, conn_with_status, job_body, with_status
 

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from rollup_operator.observations import FORBIDDEN, UNAVAILABLE, Failure, JobAbsent, JobObserved
+from rollup_operator.job.observations import FORBIDDEN, UNAVAILABLE, Failure, JobAbsent, JobObserved
 from tests.gitops.test_argocd_health import CONN_LUA, JOB_LUA, conn_with_status, health, job_body, with_status  # noqa: F401
 from tests.harness import kstatus
 from tests.harness.gobuild import find_go

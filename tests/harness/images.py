@@ -37,6 +37,10 @@ PAUSE_SRC = HARNESS_DIR / "pause.c"
 OPERATOR_IMAGE = "docker.io/library/rollup-operator:e2e"  # = tests/e2e/overlay's newName:newTag
 # Inputs of the operator image: what the Dockerfile COPYs (see .dockerignore) and the Dockerfile.
 OPERATOR_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "operator")
+# The emulator image: the operator image (its Python already has aiohttp, the emulator's one dependency)
+# plus emulator/es_rollup_emulator on PYTHONPATH. The emulator is not in the operator image itself.
+EMULATOR_IMAGE = "localhost/rollup-harness/es-rollup-emulator:e2e"
+EMULATOR_INPUTS = ("emulator/es_rollup_emulator",)
 
 
 class ImageBuildError(RuntimeError):
@@ -192,6 +196,27 @@ class Builder:
                           "-f", str(REPO_ROOT / "Dockerfile"), "-t", OPERATOR_IMAGE, str(REPO_ROOT)),
              "buildah bud of the project's Dockerfile", self.log)
 
+    def emulator(self, operator: Image) -> Image:
+        key = _hash([operator.archive.name, *_tree_digest(REPO_ROOT, EMULATOR_INPUTS)])
+        archive = self.dir / f"es-rollup-emulator-{key}.tar"
+        with self._locked():
+            return self._cached_or(EMULATOR_IMAGE, archive, lambda: self._build_emulator(operator))
+
+    def _build_emulator(self, operator: Image) -> None:
+        self.progress("[images] es-rollup-emulator: the operator image + emulator/es_rollup_emulator; ~10 s")
+        if not self._have_in_store(operator.name):
+            _run(self.buildah("pull", f"oci-archive:{operator.archive}"), "buildah pull of the operator image", self.log)
+        ctr = _run(self.buildah("from", "--pull=never", operator.name), "buildah from (operator)", self.log).strip().splitlines()[-1]
+        try:
+            _run(self.buildah("copy", "--chown", "0:0", ctr, str(REPO_ROOT / EMULATOR_INPUTS[0]), "/opt/emulator/es_rollup_emulator"),
+                 "buildah copy emulator", self.log)
+            _run(self.buildah("config", "--env", "PYTHONPATH=/opt/emulator", "--entrypoint",
+                              '["/opt/venv/bin/python", "-m", "es_rollup_emulator"]', "--cmd", "", ctr), "buildah config", self.log)
+            _run(self.buildah("commit", "--rm", ctr, EMULATOR_IMAGE), "buildah commit (emulator)", self.log)
+        except Exception:
+            subprocess.run(self.buildah("rm", ctr), capture_output=True)
+            raise
+
     def _cached_or(self, name: str, archive: Path, build) -> Image:
         t0 = time.monotonic()
         if archive.exists():
@@ -207,7 +232,8 @@ class Builder:
 
     def all(self) -> dict[str, Image]:
         base = self.base()
-        return {"base": base, "pause": self.pause(), "operator": self.operator(base)}
+        operator = self.operator(base)
+        return {"base": base, "pause": self.pause(), "operator": operator, "emulator": self.emulator(operator)}
 
 
 def _hash(parts) -> str:

@@ -83,7 +83,7 @@ def chart_copy(dest: Path) -> Path:
 
 
 def test_install_upgrade_uninstall_reinstall(api, helm_bin, tmp_path):
-    from rollup_operator.testing import EmulatorThread
+    from es_rollup_emulator import EmulatorThread
 
     server, admin = api
     base = chart_copy(tmp_path / "base" / "rollup-operator")

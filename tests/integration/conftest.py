@@ -45,7 +45,7 @@ def cluster(installed, kube_admin, request):
 
 @pytest.fixture
 def emulator():
-    from rollup_operator.testing import EmulatorThread
+    from es_rollup_emulator import EmulatorThread
 
     started = []
 

@@ -178,7 +178,7 @@ class OperatorProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, wait_ready: bool = True, timeout: float = 30) -> "OperatorProcess":
-        cmd = [self.python, "-m", "rollup_operator.cli", "run", "--kubeconfig", self.kubeconfig,
+        cmd = [self.python, "-m", "rollup_operator.cli.main", "run", "--kubeconfig", self.kubeconfig,
                "--http-port", str(self.port), "--http-host", "127.0.0.1", "--log-level", "DEBUG"]
         for ns in self.namespaces:
             cmd += ["--namespace", ns]

@@ -9,8 +9,8 @@ import asyncio
 import threading
 import time
 
-from rollup_operator.cli import _parser
-from rollup_operator.runtime import run_operator
+from rollup_operator.cli.main import _parser
+from rollup_operator.app.manager import run_operator
 
 from .support import condition
 

@@ -30,7 +30,7 @@ def test_every_expression_parses(promql):
 @pytest.fixture(scope="module")
 def scrape(apiserver, kubectl, kube_admin):
     """{sample name: set of label names} from a real scrape of the operator after a stop."""
-    from rollup_operator.testing import EmulatorThread
+    from es_rollup_emulator import EmulatorThread
 
     kubectl("apply", "--server-side", "-k", "manifests/")
     kubectl("wait", "--for=condition=Established", "crd/rollupjobs.rollup.esops.dev",

@@ -1,4 +1,4 @@
-"""The OpenSearch dialect (rollup_operator.opensearch_gateway) against the real OpenSearch node."""
+"""The OpenSearch dialect (rollup_operator.engine.opensearch.rollup_api) against the real OpenSearch node."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import time
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from rollup_operator import opensearch_answers as osa
-from rollup_operator.job_config import config_differences
-from rollup_operator.observations import Done, JobAbsent, JobObserved, Refused, StopTimedOut
-from rollup_operator.opensearch_gateway import OpenSearchGateway
+from rollup_operator.engine.opensearch import responses as osa
+from rollup_operator.job.config import config_differences
+from rollup_operator.job.observations import Done, JobAbsent, JobObserved, Refused, StopTimedOut
+from rollup_operator.engine.opensearch.rollup_api import OpenSearchGateway
 
 from .conftest import es_config
 

@@ -5,12 +5,12 @@ import elasticsearch
 import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 
-from rollup_operator import answers
-from rollup_operator.decide import PROGRESSING, Progress, decide
-from rollup_operator.gateway import classify
-from rollup_operator.model import job_spec_from_body
-from rollup_operator.observations import NOT_ELASTICSEARCH, UNAVAILABLE, UNEXPECTED_RESPONSE, Failure, JobObserved
-from rollup_operator.status import stats_to_status
+from rollup_operator.engine.elasticsearch import responses as answers
+from rollup_operator.job.decide import PROGRESSING, Progress, decide
+from rollup_operator.engine.elasticsearch.rollup_api import classify
+from rollup_operator.job.spec import job_spec_from_body
+from rollup_operator.job.observations import NOT_ELASTICSEARCH, UNAVAILABLE, UNEXPECTED_RESPONSE, Failure, JobObserved
+from rollup_operator.job.status import stats_to_status
 
 GOOD_CONFIG = {"id": "j", "index_pattern": "src-*", "rollup_index": "dst", "cron": "*/30 * * * * ?", "page_size": 1000,
                "groups": {"date_histogram": {"field": "t", "fixed_interval": "1h", "time_zone": "UTC"}},

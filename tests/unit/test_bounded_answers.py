@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from elasticsearch import AsyncElasticsearch
 
-from rollup_operator import bounded_node
-from rollup_operator.gateway import Gateway
-from rollup_operator.model import InvalidSpec, connection_spec_from_body
+from rollup_operator.engine import bounded_node
+from rollup_operator.engine.elasticsearch.rollup_api import Gateway
+from rollup_operator.job.spec import DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES, InvalidSpec, connection_spec_from_body
 
 ES_HEADERS = {"X-Elastic-Product": "Elasticsearch", "Content-Type": "application/json"}
 BODY_MB = 200  # streamed; the bound is 1 MiB
@@ -98,9 +98,9 @@ def _conn(**spec):
 
 
 def test_max_response_size_default_setting_and_ceiling():
-    assert connection_spec_from_body(_conn()).max_response_bytes == bounded_node.DEFAULT_MAX_RESPONSE_BYTES
+    assert connection_spec_from_body(_conn()).max_response_bytes == DEFAULT_MAX_RESPONSE_BYTES
     assert connection_spec_from_body(_conn(maxResponseSize="512Ki")).max_response_bytes == 512 * 1024
-    assert connection_spec_from_body(_conn(maxResponseSize="256Mi")).max_response_bytes == bounded_node.MAX_RESPONSE_CEILING_BYTES
+    assert connection_spec_from_body(_conn(maxResponseSize="256Mi")).max_response_bytes == MAX_RESPONSE_BYTES
     for bad in ("257Mi", "1Gi", "0Mi", "lots"):
         with pytest.raises(InvalidSpec, match="spec.maxResponseSize"):
             connection_spec_from_body(_conn(maxResponseSize=bad))

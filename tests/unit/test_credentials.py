@@ -6,9 +6,9 @@ import base64
 import pytest
 import trustme
 
-from rollup_operator import credentials
-from rollup_operator.model import connection_spec_from_body
-from rollup_operator.observations import INVALID_CONNECTION, SECRET_KEY_NOT_FOUND, SECRET_NOT_ALLOWED, SECRET_UNREADABLE, Failure
+from rollup_operator.engine import credentials
+from rollup_operator.job.spec import connection_spec_from_body
+from rollup_operator.job.observations import INVALID_CONNECTION, SECRET_KEY_NOT_FOUND, SECRET_NOT_ALLOWED, SECRET_UNREADABLE, Failure
 
 LABELS = {credentials.LABEL: "true"}
 
@@ -125,7 +125,7 @@ def test_string_data_and_fingerprint_changes_with_the_value():
 
 
 def test_a_reader_error_is_reported_not_raised_and_says_nothing_of_existence():
-    from rollup_operator.kube import KubeError
+    from rollup_operator.kube.client import KubeError
 
     def failing(error):
         async def get(ns, name):

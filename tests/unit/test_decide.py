@@ -2,10 +2,10 @@
 
 import pytest
 
-from rollup_operator.bookkeeping import advance, observation_after
-from rollup_operator.decide import PROGRESSING, READY, STALLED, SUSPENDED, Action, Progress, decide
-from rollup_operator.model import Backoff, JobSpec
-from rollup_operator.observations import (
+from rollup_operator.job.progress import advance, observation_after
+from rollup_operator.job.decide import PROGRESSING, READY, STALLED, SUSPENDED, Action, Progress, decide
+from rollup_operator.job.spec import Backoff, JobSpec
+from rollup_operator.job.observations import (
     Done, Failure, JobAbsent, JobObserved, Refused, StopTimedOut, WrongState,
 )
 
@@ -207,7 +207,7 @@ def test_delete_refused_because_job_restarted_goes_back_to_stopping():
 
 
 def test_failed_reads_count_toward_backoff_and_a_good_read_ends_the_streak():
-    from rollup_operator.bookkeeping import read_failed, read_succeeded
+    from rollup_operator.job.progress import read_failed, read_succeeded
 
     p = Progress()
     for _ in range(3):
@@ -221,12 +221,12 @@ def test_failed_reads_count_toward_backoff_and_a_good_read_ends_the_streak():
 
 
 def _converged(s, state):
-    from rollup_operator.bookkeeping import settle
+    from rollup_operator.job.progress import settle
     return settle(Progress(), seen(state), decide(s, seen(state), Progress()))
 
 
 def test_an_unreachable_server_is_not_drift_and_its_return_is_not_either():
-    from rollup_operator.bookkeeping import settle
+    from rollup_operator.job.progress import settle
     s = spec()
     p = _converged(s, "stopped")
     assert p.converged == "stopped"
@@ -240,7 +240,7 @@ def test_an_unreachable_server_is_not_drift_and_its_return_is_not_either():
 
 
 def test_a_change_during_an_outage_is_drift_when_the_server_answers_again():
-    from rollup_operator.bookkeeping import settle
+    from rollup_operator.job.progress import settle
     s = spec()
     p = _converged(s, "stopped")
     down = Failure("ElasticsearchUnavailable", "x")
@@ -250,7 +250,7 @@ def test_a_change_during_an_outage_is_drift_when_the_server_answers_again():
 
 
 def test_drift_is_announced_once_then_the_correction_converges_again():
-    from rollup_operator.bookkeeping import settle
+    from rollup_operator.job.progress import settle
     s = spec(desired="started")
     p = _converged(s, "indexing")
     d = decide(s, seen("stopped"), p)
@@ -271,6 +271,6 @@ def test_no_drift_before_convergence_while_suspended_or_deleting():
 
 
 def test_a_stop_abandoned_in_flight_counts_as_an_attempt():
-    from rollup_operator.bookkeeping import stop_abandoned
+    from rollup_operator.job.progress import stop_abandoned
     p = advance(Progress(), Action("stop"), StopTimedOut("stopping"))
     assert stop_abandoned(p).stop_attempts == 2

@@ -3,7 +3,7 @@ Events API that answers as the API server does (names, counts, 404 for an Event 
 
 import pytest
 
-from rollup_operator.event_recorder import COMBINED_PREFIX, EventRecorder
+from rollup_operator.kube.events import COMBINED_PREFIX, EventRecorder
 
 
 class Clock:

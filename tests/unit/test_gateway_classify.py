@@ -5,8 +5,8 @@ import elasticsearch
 import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 
-from rollup_operator.gateway import classify, redact
-from rollup_operator.observations import JobAbsent, Refused, StopTimedOut, WrongState
+from rollup_operator.engine.elasticsearch.rollup_api import classify, redact
+from rollup_operator.job.observations import JobAbsent, Refused, StopTimedOut, WrongState
 
 
 def api_error(status, body, cls=elasticsearch.ApiError):

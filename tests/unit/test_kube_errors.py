@@ -9,9 +9,9 @@ from lightkube import ApiError
 from lightkube.models.meta_v1 import Status
 
 from rollup_operator import metrics
-from rollup_operator.kube import KubeError, api_call
-from rollup_operator.leader import LeaseConflict, LeaseError
-from rollup_operator.lease_store import KubeLeaseStore
+from rollup_operator.kube.client import KubeError, api_call
+from rollup_operator.ha.leader import LeaseConflict, LeaseError
+from rollup_operator.ha.lease_store import KubeLeaseStore
 
 
 def api_error(code: int, message: str) -> ApiError:

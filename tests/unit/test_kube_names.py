@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from lightkube import KubeConfig
 
-from rollup_operator import kube_names
-from rollup_operator.kube import Kube, KubeError
-from rollup_operator.kube_transport import AiohttpTransport
-from rollup_operator.model import InvalidSpec, connection_spec_from_body, job_spec_from_body
+from rollup_operator.kube import names as kube_names
+from rollup_operator.kube.client import Kube, KubeError
+from rollup_operator.kube.transport import AiohttpTransport
+from rollup_operator.job.spec import InvalidSpec, connection_spec_from_body, job_spec_from_body
 
 TRAVERSALS = ["..", ".", "../x", "../../o/secrets/es-creds", "a/../../b/secrets/c", "%2e%2e", "%2E%2E/x", "a%2Fb",
               "a/b", "x/", "/x", "A", "a b", "a\\b", "-a", "a-", "x" * 254, ""]

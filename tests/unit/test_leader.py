@@ -1,4 +1,4 @@
-"""The leader election algorithm (rollup_operator.leader) against an in-memory Lease store.
+"""The leader election algorithm (rollup_operator.ha.leader) against an in-memory Lease store.
 
 The store behaves as the API server does for one Lease: resourceVersion bumps on every write,
 409 on a stale update or a second create. Time is a fake monotonic clock where the algorithm is
@@ -13,7 +13,7 @@ import time
 import pytest
 
 from rollup_operator import metrics
-from rollup_operator.leader import Elector, LeaseConflict, LeaseError, Timings, lead
+from rollup_operator.ha.leader import Elector, LeaseConflict, LeaseError, Timings, lead
 
 
 class FakeStore:
@@ -374,7 +374,7 @@ async def test_lead_releases_and_fails_when_the_operator_crashes():
 
 
 def test_identity_and_namespace_defaults(monkeypatch, tmp_path):
-    from rollup_operator import lease_store
+    from rollup_operator.ha import lease_store
 
     monkeypatch.setenv("POD_NAME", "rollup-operator-abc")
     assert lease_store.default_identity() == "rollup-operator-abc"
@@ -392,7 +392,7 @@ def test_identity_and_namespace_defaults(monkeypatch, tmp_path):
 
 
 def test_cli_refuses_inconsistent_timings(capsys):
-    from rollup_operator.cli import main
+    from rollup_operator.cli.main import main
 
     assert main(["run", "--leader-elect", "--leader-election-lease-duration", "5",
                  "--leader-election-renew-deadline", "6"]) == 2

@@ -10,7 +10,7 @@ import time
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from rollup_operator.controller import Controller
+from rollup_operator.app.controller import Controller
 from rollup_operator.metrics_collector import JobsCollector
 
 import test_reconciler

@@ -1,6 +1,6 @@
 import pytest
 
-from rollup_operator.model import (
+from rollup_operator.job.spec import (
     FINALIZER, InvalidSpec, config_differences, config_to_es, connection_spec_from_body, job_spec_from_body, parse_duration,
 )
 
@@ -97,7 +97,7 @@ def test_job_ids_stored_before_the_admission_rule_are_invalid_specs(job_id, need
 
 
 def test_in_cluster_login_uses_the_service_address_not_cluster_dns(monkeypatch):
-    from rollup_operator.handlers import in_cluster_server
+    from rollup_operator.app.handlers import in_cluster_server
 
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     assert in_cluster_server() is None

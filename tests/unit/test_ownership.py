@@ -8,16 +8,16 @@ import copy
 
 import pytest
 
-from rollup_operator import ownership as own
-from rollup_operator.decide import ADD_FINALIZER, PROGRESSING, REMOVE_FINALIZER, STALLED
-from rollup_operator.model import FINALIZER, job_spec_from_body
-from rollup_operator.observations import UNAUTHORIZED, UNAVAILABLE, Failure, JobAbsent, JobObserved
-from rollup_operator.ownership import Claim, Ownership, cluster_identities, normalise_url, ownership
-from rollup_operator.store import Store
+from rollup_operator.job import ownership as own
+from rollup_operator.job.decide import ADD_FINALIZER, PROGRESSING, REMOVE_FINALIZER, STALLED
+from rollup_operator.job.spec import FINALIZER, job_spec_from_body
+from rollup_operator.job.observations import UNAUTHORIZED, UNAVAILABLE, Failure, JobAbsent, JobObserved
+from rollup_operator.job.ownership import Claim, Ownership, cluster_identities, normalise_url, ownership
+from rollup_operator.job.store import Store
 
 from test_reconciler import FakeKube, World, conn_body  # noqa: F401 - fixtures below reuse them
-from rollup_operator.controller import Controller
-from rollup_operator.testing import EmulatorThread
+from rollup_operator.app.controller import Controller
+from es_rollup_emulator import EmulatorThread
 
 A = frozenset({"urls:http://es:9200"})
 B = frozenset({"urls:http://other:9200"})

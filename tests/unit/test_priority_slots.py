@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from rollup_operator.priority_slots import PrioritySlots
-from rollup_operator.status_writer import priority
+from rollup_operator.kube.priority_slots import PrioritySlots
+from rollup_operator.kube.status_writer import priority
 
 
 async def _run(slots: PrioritySlots, order: list[str], name: str, prio: int, hold: asyncio.Event | None = None) -> None:

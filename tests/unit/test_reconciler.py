@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from rollup_operator.controller import Controller
-from rollup_operator.model import FINALIZER
-from rollup_operator.testing import EmulatorThread
+from rollup_operator.app.controller import Controller
+from rollup_operator.job.spec import FINALIZER
+from es_rollup_emulator import EmulatorThread
 
 
 class FakeKube:

@@ -1,11 +1,11 @@
 """Status and events: rebuilt each pass, written only on change, events only on transitions."""
 
-from rollup_operator import conditions as cond
-from rollup_operator.bookkeeping import advance, settle
-from rollup_operator.decide import Progress, Verdict, Action, decide
-from rollup_operator.model import JobSpec
-from rollup_operator.observations import Failure, JobObserved, StopTimedOut
-from rollup_operator.status import applied, differs, job_status, transition_event, stats_to_status
+from rollup_operator.job import conditions as cond
+from rollup_operator.job.progress import advance, settle
+from rollup_operator.job.decide import Progress, Verdict, Action, decide
+from rollup_operator.job.spec import JobSpec
+from rollup_operator.job.observations import Failure, JobObserved, StopTimedOut
+from rollup_operator.job.status import applied, differs, job_status, transition_event, stats_to_status
 
 
 def spec(**kw):
@@ -117,8 +117,8 @@ ES_CONFIG = {"index_pattern": "src", "rollup_index": "dst", "cron": "0 0 * * * ?
 
 
 def test_migration_comes_from_the_observed_config_else_the_spec_and_is_stable():
-    from rollup_operator.migration import status_migration
-    from rollup_operator.observations import Failure, JobAbsent
+    from rollup_operator.migration.plan import status_migration
+    from rollup_operator.job.observations import Failure, JobAbsent
 
     s = spec()
     observed = JobObserved("stopped", {}, ES_CONFIG)

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from rollup_operator.workqueue import AGAIN, DONE, Result, WorkQueue
+from rollup_operator.job.workqueue import AGAIN, DONE, Result, WorkQueue
 
 
 async def test_one_pass_per_key_and_adds_during_a_pass_coalesce_into_one_more():

@@ -1,0 +1,300 @@
+"""The operator's cache of both kinds: what the watch delivered, in resourceVersion order.
+
+One :class:`JobEntry` per RollupJob and one :class:`ConnectionEntry` per ElasticsearchConnection,
+an index of jobs by the connection they name, the claims (ownership.py: which RollupJobs name which
+job id on which cluster, by job id and cluster identity), and the rules for taking in a watch event (an older
+copy than the one known is ignored; a new generation starts a new :class:`Progress`, carried on
+from the stored status after a restart). No I/O, no tasks: the controller turns what
+``put_job`` / ``put_connection`` report into work-queue keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from rollup_operator.engine.connection import Connection
+from rollup_operator.job.decide import Progress
+from rollup_operator.job.config import InvalidSpec
+from rollup_operator.job.spec import CONNECTION_KIND, JOB_KIND, JobSpec, job_spec_from_body
+from rollup_operator.job.observations import Observation
+from rollup_operator.job.ownership import Claim, Ownership, ownership
+
+log = logging.getLogger("rollup_operator")
+
+Key = tuple[str, str]
+
+
+def resource_version(meta: Mapping[str, Any]) -> int:
+    """metadata.resourceVersion as a number (0 if absent), to tell newer from older copies."""
+    try:
+        return int(meta.get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def key_of(body: Mapping[str, Any]) -> Key:
+    meta = body.get("metadata") or {}
+    return (str(meta.get("namespace", "")), str(meta.get("name", "")))
+
+
+def parse_time(value: Any) -> float | None:
+    """An RFC 3339 time from a status (``...Z``) as epoch seconds, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def resume(generation: int, status: Mapping[str, Any], created: bool = False) -> Progress:
+    """The progress a generation starts with.
+
+    A job this process has not worked on (e.g. after a restart) whose stored status describes this
+    very generation carries on its stop count instead of restarting it from zero: the stops already
+    sent count, and their timeouts, if any, were already announced; a Ready status is where the
+    drift check starts from.
+    """
+    if status.get("observedGeneration") != generation:
+        return Progress(generation=generation, created=created)
+    attempts = int(status.get("stopAttempts") or 0)
+    return Progress(generation=generation, created=created, stop_attempts=attempts, stop_timeouts=attempts,
+                    last_stop_at=parse_time(status.get("lastStopAttemptTime")), converged=_converged(status))
+
+
+def _converged(status: Mapping[str, Any]) -> str | None:
+    """The server state a stored status saw the job converged in (Ready=True), for the drift check."""
+    ready = next((c for c in status.get("conditions") or () if isinstance(c, dict) and c.get("type") == "Ready"), {})
+    state = status.get("jobState")
+    return state if ready.get("status") == "True" and isinstance(state, str) and state not in ("absent", "unknown") else None
+
+
+@dataclass(eq=False)
+class JobEntry:
+    """One RollupJob: identity, the cached object, what is known of its server job, and progress."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+    # the cached object (from the watch)
+    rv: int = 0
+    generation: int = 0
+    spec: JobSpec | None = None
+    invalid: str | None = None  # why the spec cannot be acted on
+    finalizers: tuple[str, ...] = ()
+    #: The stored status as the operator knows it: the last one it wrote (or queued), else the
+    #: watch's. Status writes are whole (server-side apply), so this is what the server holds.
+    status: dict[str, Any] = field(default_factory=dict)
+    # what is known of the server job
+    obs: Observation | None = None
+    obs_time: float = -1.0  # monotonic time the read behind ``obs`` was sent
+    need_fresh_after: float = 0.0  # a convergence claim needs a read sent after this (monotonic)
+    look_again_at: float | None = None  # a timed requeue: from then on, the cached observation is stale
+    # the reconciler's memory for this generation
+    progress: Progress = field(default_factory=Progress)
+    stop_started: float | None = None  # monotonic time of the first stop (for the stop duration metric)
+    trigger: tuple[Any, ...] | None = None  # (generation, invalid, spec): what needs a new pass when it changes
+    created: float = 0.0  # metadata.creationTimestamp (epoch seconds): the older claim owns the job
+    #: The ownership the last pass acted on (None: no pass yet); a claim change that alters it wakes the job.
+    ownership: Ownership | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+    @property
+    def kind(self) -> str:
+        return JOB_KIND
+
+    @property
+    def ref(self) -> dict[str, str]:
+        return {"kind": JOB_KIND, "namespace": self.namespace, "name": self.name, "uid": self.uid}
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        conn = self.spec.connection if self.spec else None
+        return logging.LoggerAdapter(log, {"job": self.name, "namespace": self.namespace, "connection": conn})
+
+    def forget_observation(self, now: float) -> None:
+        """The next pass must look at the server again, with a read sent after ``now``."""
+        self.obs = None
+        self.need_fresh_after = now
+
+
+@dataclass(eq=False)
+class ConnectionEntry:
+    namespace: str
+    name: str
+    rv: int = 0
+    generation: int | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+    conn: Connection | None = None
+    uid: str | None = None
+    #: The cluster's identities (Connection.clusters): empty while unknown, None while unusable.
+    clusters: frozenset[str] | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+    @property
+    def kind(self) -> str:
+        return CONNECTION_KIND
+
+    @property
+    def ref(self) -> dict[str, str]:
+        return {"kind": CONNECTION_KIND, "namespace": self.namespace, "name": self.name}
+
+
+class Store:
+    def __init__(self) -> None:
+        self.jobs: dict[Key, JobEntry] = {}
+        self.connections: dict[Key, ConnectionEntry] = {}
+        self._by_connection: dict[Key, set[Key]] = {}
+        #: Claims by job id: RollupJob key -> the identities of the cluster it names the job on.
+        self._claims: dict[str, dict[Key, frozenset[str]]] = {}
+        self._claimed: dict[Key, str] = {}  # RollupJob key -> the job id it claims
+        #: Job ids whose claims changed since ``claims_changed`` was last called.
+        self._changed_ids: set[str] = set()
+
+    # --- RollupJobs ----------------------------------------------------------------------------
+
+    def put_job(self, body: Mapping[str, Any], now: float, *, keep_status: bool = False) -> JobEntry | None:
+        """Take in a job's object. Returns its entry if it needs a pass, else None.
+
+        ``keep_status``: the operator's own status writes for this job are still queued; the
+        object's status predates them and must not replace what they are about to store.
+        """
+        meta = body.get("metadata") or {}
+        key = key_of(body)
+        entry = self.jobs.get(key)
+        if entry is None:
+            entry = self.jobs[key] = JobEntry(*key)
+        rv = resource_version(meta)
+        if rv and rv < entry.rv:
+            return None  # older than what is known (e.g. our own write's answer came first)
+        entry.rv = rv or entry.rv
+        entry.uid = str(meta.get("uid", entry.uid))
+        entry.created = parse_time(meta.get("creationTimestamp")) or entry.created
+        if not keep_status:
+            entry.status = dict(body.get("status") or {})
+        entry.finalizers = tuple(meta.get("finalizers") or ())
+        try:
+            spec, invalid = job_spec_from_body(body), None
+        except InvalidSpec as e:
+            spec, invalid = None, str(e)
+        generation = int(meta.get("generation") or 0)
+        trigger = (generation, invalid, spec)
+        if trigger == entry.trigger:
+            return None
+        if generation != entry.generation:
+            first_sight = entry.generation == 0
+            entry.progress = resume(generation, entry.status if first_sight else {}, entry.progress.created)
+            entry.need_fresh_after = now
+            entry.generation = generation
+        self._unindex(entry)
+        entry.trigger, entry.spec, entry.invalid = trigger, spec, invalid
+        if spec is not None:
+            self._by_connection.setdefault((spec.namespace, spec.connection), set()).add(key)
+        self._claim(entry)
+        return entry
+
+    def delete_job(self, key: Key) -> JobEntry | None:
+        entry = self.jobs.pop(key, None)
+        if entry is not None:
+            self._unindex(entry)
+            self._unclaim(entry)
+        return entry
+
+    def jobs_on(self, connection: Key) -> list[JobEntry]:
+        return [self.jobs[k] for k in list(self._by_connection.get(connection, ())) if k in self.jobs]
+
+    def _unindex(self, entry: JobEntry) -> None:
+        if entry.spec is not None:
+            self._by_connection.get((entry.spec.namespace, entry.spec.connection), set()).discard(entry.key)
+
+    # --- claims: which RollupJobs name which job on which cluster (ownership.py) ----------------
+
+    def _claim(self, entry: JobEntry) -> None:
+        """(Re-)index the entry's claim: its job id on its connection's cluster, if it can act at all."""
+        spec = entry.spec
+        conn = self.connections.get((spec.namespace, spec.connection)) if spec is not None else None
+        if spec is None or conn is None or conn.clusters is None:
+            self._unclaim(entry)
+            return
+        if self._claimed.get(entry.key) != spec.job_id:
+            self._unclaim(entry)
+        claims = self._claims.setdefault(spec.job_id, {})
+        if claims.get(entry.key) != conn.clusters:
+            claims[entry.key] = conn.clusters
+            self._claimed[entry.key] = spec.job_id
+            self._changed_ids.add(spec.job_id)
+
+    def _unclaim(self, entry: JobEntry) -> None:
+        job_id = self._claimed.pop(entry.key, None)
+        if job_id is None:
+            return
+        claims = self._claims.get(job_id, {})
+        claims.pop(entry.key, None)
+        self._changed_ids.add(job_id)
+        if not claims:
+            self._claims.pop(job_id, None)
+
+    def ownership(self, entry: JobEntry) -> Ownership:
+        """Who owns the job ``entry`` names (an entry that claims nothing acts as its own owner)."""
+        spec = entry.spec
+        claims = self._claims.get(spec.job_id, {}) if spec is not None else {}
+        if entry.key not in claims:
+            return Ownership()
+        assert spec is not None
+        return ownership(self._claim_of(entry.key, claims[entry.key]),
+                         (self._claim_of(k, c) for k, c in claims.items()))
+
+    def _claim_of(self, key: Key, clusters: frozenset[str]) -> Claim:
+        job = self.jobs.get(key)
+        return Claim(key, job.created if job is not None else 0.0, clusters)
+
+    def claimants(self, job_id: str) -> list[JobEntry]:
+        """Every entry that claims ``job_id``, on any cluster."""
+        return [self.jobs[k] for k in self._claims.get(job_id, {}) if k in self.jobs]
+
+    def claims_changed(self) -> list[JobEntry]:
+        """The claimants of every job id whose claims changed since the last call (their owner may
+        have changed: the controller wakes those whose ownership did)."""
+        ids, self._changed_ids = self._changed_ids, set()
+        return [e for job_id in sorted(ids) for e in self.claimants(job_id)]
+
+    def set_clusters(self, connection: Key, clusters: frozenset[str] | None) -> None:
+        """The connection's cluster identities changed (built, asked the server, rebuilt, deleted)."""
+        entry = self.connections.get(connection)
+        if entry is not None:
+            entry.clusters = clusters
+        for job in self.jobs_on(connection):
+            self._claim(job)
+
+    # --- ElasticsearchConnections --------------------------------------------------------------
+
+    def put_connection(self, body: Mapping[str, Any], deleted: bool = False) -> tuple[ConnectionEntry | None, bool]:
+        """Take in a connection's object. Returns (entry, whether its client must be rebuilt);
+        the entry is None when the connection was deleted or the copy is older than the one known."""
+        meta = body.get("metadata") or {}
+        key = key_of(body)
+        if deleted:
+            self.connections.pop(key, None)
+            return None, True
+        entry = self.connections.get(key)
+        if entry is None:
+            entry = self.connections[key] = ConnectionEntry(*key)
+        rv = resource_version(meta)
+        if rv and rv < entry.rv:
+            return None, False
+        entry.rv = rv
+        entry.uid = meta.get("uid")
+        entry.status = dict(body.get("status") or {})
+        generation = meta.get("generation")
+        rebuild = generation != entry.generation or entry.conn is None
+        entry.generation = generation
+        return entry, rebuild
