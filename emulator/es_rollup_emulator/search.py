@@ -78,7 +78,7 @@ def _parts(value: Any) -> tuple[float, float, float, float] | None:
         return None
     if isinstance(value, dict):
         return float(value["min"]), float(value["max"]), float(value["sum"]), float(value["value_count"])
-    vals = [float(v) for v in (value if isinstance(value, list) else [value])]
+    vals = [float(parse_ms(v)) if isinstance(v, str) else float(v) for v in (value if isinstance(value, list) else [value])]
     return (min(vals), max(vals), sum(vals), float(len(vals))) if vals else None
 
 
@@ -94,7 +94,10 @@ def metric(kind: str, fld: str, docs: list[Doc]) -> dict[str, Any]:
         return {"value": total / count if count else None}
     if not parts:
         return {"value": None}
-    return {"value": min(p[0] for p in parts) if kind == "min" else max(p[1] for p in parts)}
+    value = min(p[0] for p in parts) if kind == "min" else max(p[1] for p in parts)
+    if any(isinstance(field_value(d, fld), str) for d in docs[:1]):  # a date: also as a string
+        return {"value": value, "value_as_string": iso(int(value))}
+    return {"value": value}
 
 
 def aggregate(aggs: dict[str, Any], docs: list[Doc]) -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""A RollupMigration's status from a decision, and the Event its transition deserves. Pure: ``now`` is passed in.
+
+``phases`` lists each phase reached (``True``, with ``startedAt``/``completedAt``) and the one being
+worked on (``False``, with its reason, what it awaits and ``startedAt``); timestamps carry over from
+the previous status. Conditions: Ready (the cut-over is done), Reconciling (the operator is moving,
+or waiting on ILM or the rollup job), Stalled (a human must act: a blocker, a refusal, a difference,
+the guardrail), and one per phase reached, each with ``observedGeneration``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from rollup_operator.job import conditions as cond
+from rollup_operator.migration.phases import PHASES, READY, RECONCILING, STALLED, Decision
+
+Event = tuple[str, str, str]  # (type, reason, message)
+
+
+def _index(phase: str | None) -> int:
+    return PHASES.index(phase) if phase in PHASES else -1
+
+
+def build(generation: int, d: Decision, previous: Mapping[str, Any], now: str, **extra: Any) -> dict[str, Any]:
+    prev_phases = {p.get("name"): p for p in previous.get("phases") or []}
+    reached = _index(d.phase)
+    phases: list[dict[str, Any]] = []
+    for name in PHASES[: reached + 1]:
+        old = prev_phases.get(name) or {}
+        entry = {"name": name, "status": "True", "reason": name, "message": old.get("message") or f"{name}",
+                 "startedAt": old.get("startedAt") or now,
+                 "completedAt": old.get("completedAt") if old.get("status") == "True" and old.get("completedAt") else now}
+        if old.get("created"):
+            entry["created"] = old["created"]
+        phases.append(entry)
+    if reached + 1 < len(PHASES):
+        name = PHASES[reached + 1]
+        old = prev_phases.get(name) or {}
+        entry = {"name": name, "status": "False", "reason": d.reason or "InProgress", "message": d.message or f"{name} in progress",
+                 "startedAt": old.get("startedAt") or now}
+        if d.awaiting:
+            entry["awaiting"] = d.awaiting
+        phases.append(entry)
+    ready_msg = d.message or (f"awaiting {d.awaiting}" if d.awaiting else f"phase {d.phase or 'none'} reached")
+    wanted = [
+        cond.condition(cond.READY, d.state == READY, d.reason or "InProgress", ready_msg, generation),
+        cond.condition(cond.RECONCILING, d.state == RECONCILING, d.reason or "InProgress", ready_msg, generation),
+        cond.condition(cond.STALLED, d.state == STALLED, d.reason or "NotStalled", ready_msg if d.state == STALLED else "", generation),
+    ] + [cond.condition(name, True, name, f"{name} reached", generation) for name in PHASES[: reached + 1]]
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "phase": d.phase or "Pending",
+        "phases": phases,
+        "conditions": cond.merge(previous.get("conditions"), wanted, now),
+        "message": ready_msg[:32768],
+    }
+    if d.awaiting:
+        status["awaiting"] = d.awaiting
+    if d.plan is not None:
+        status["plan"] = {k: v for k, v in d.plan.items() if k != "requests"}
+    for k, v in extra.items():
+        if v is not None:
+            status[k] = v
+    return status
+
+
+def transition(previous: Mapping[str, Any], status: Mapping[str, Any], d: Decision) -> Event | None:
+    """The Event of a change of phase or of a stop (Stalled/awaiting a human); none while nothing changed."""
+    before = _index(previous.get("phase"))
+    after = _index(status.get("phase"))
+    prev_reason = (cond.get(previous.get("conditions"), cond.READY) or {}).get("reason")
+    if after > before and d.state != STALLED:
+        return ("Normal", PHASES[after], d.message or f"{PHASES[after]} reached")
+    if d.state == STALLED and prev_reason != d.reason:
+        return ("Warning", d.reason, d.message)
+    if d.reason in ("AwaitingApproval", "AwaitingCutOverApproval") and prev_reason != d.reason:
+        return ("Normal", d.reason, d.message)
+    return None
