@@ -13,6 +13,7 @@ import fnmatch
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from rollup_operator.job.spec import FINALIZER as JOB_FINALIZER
 from rollup_operator.migration import plan as planner
 from rollup_operator.migration.spec import FINALIZER, MigrationSpec
 
@@ -214,9 +215,15 @@ def _cut_over(spec: MigrationSpec, o: Observed, d: Decision) -> Decision:
         return replace(d, awaiting="the rollup job to stop", poll=True, message="cutting over: stopping the rollup job",
                        reason="Stopping")
     if spec.job_policy == "Delete" and not gone:
-        if spec.job_ref and o.rollupjob:
+        rj = o.rollupjob or {}
+        if spec.job_ref and rj and not (rj.get("metadata") or {}).get("deletionTimestamp"):
+            if (rj.get("spec") or {}).get("deletionPolicy") != "Delete":
+                return replace(d, actions=(("rollupjob_deletion_policy", spec.job_ref),))
+            if JOB_FINALIZER not in ((rj.get("metadata") or {}).get("finalizers") or ()):
+                return replace(d, awaiting="the RollupJob's cleanup finalizer (deletionPolicy: Delete)", poll=True,
+                               reason="Deleting", message="cutting over: the RollupJob takes deletionPolicy Delete")
             return replace(d, actions=(("delete_rollupjob", spec.job_ref),))
-        if not spec.job_ref:
+        if not rj:  # no RollupJob (spec.jobId, or it went without deleting the server job): delete it directly
             return replace(d, actions=(("delete_job", None),))
         return replace(d, awaiting="the rollup job to be deleted", poll=True, reason="Deleting",
                        message="cutting over: deleting the rollup job")

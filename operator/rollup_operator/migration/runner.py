@@ -133,8 +133,7 @@ class Migrations:
         new = mstatus.build(spec.generation, d, prev, now, **extra)
         if _differs(prev, new):
             await kube_io.apply_status(self.kube, spec.namespace, spec.name, new)
-        ev = mstatus.transition(prev, new, d)
-        if ev is not None:
+        for ev in mstatus.transitions(prev, new, d):
             await self._event(spec, ev)
         return d.poll
 
@@ -229,8 +228,10 @@ class Migrations:
         if action == "stop_rollupjob":
             await kube_io.patch_rollupjob(self.kube, spec.namespace, arg, {"desiredState": "stopped"})
             return None
-        if action == "delete_rollupjob":
+        if action == "rollupjob_deletion_policy":
             await kube_io.patch_rollupjob(self.kube, spec.namespace, arg, {"deletionPolicy": "Delete"})
+            return None
+        if action == "delete_rollupjob":
             await kube_io.delete_rollupjob(self.kube, spec.namespace, arg)
             return None
         if action == "stop_job":

@@ -64,15 +64,16 @@ def build(generation: int, d: Decision, previous: Mapping[str, Any], now: str, *
     return status
 
 
-def transition(previous: Mapping[str, Any], status: Mapping[str, Any], d: Decision) -> Event | None:
-    """The Event of a change of phase or of a stop (Stalled/awaiting a human); none while nothing changed."""
+def transitions(previous: Mapping[str, Any], status: Mapping[str, Any], d: Decision) -> list[Event]:
+    """The Events of this pass: one per phase newly reached (in order), then one for a new stop
+    (Stalled, or awaiting an approval); none while nothing changed."""
     before = _index(previous.get("phase"))
     after = _index(status.get("phase"))
     prev_reason = (cond.get(previous.get("conditions"), cond.READY) or {}).get("reason")
-    if after > before and d.state != STALLED:
-        return ("Normal", PHASES[after], d.message or f"{PHASES[after]} reached")
+    out: list[Event] = [("Normal", PHASES[i], d.message if i == after and d.state == READY else f"{PHASES[i]} reached")
+                        for i in range(before + 1, after + 1)]
     if d.state == STALLED and prev_reason != d.reason:
-        return ("Warning", d.reason, d.message)
-    if d.reason in ("AwaitingApproval", "AwaitingCutOverApproval") and prev_reason != d.reason:
-        return ("Normal", d.reason, d.message)
-    return None
+        out.append(("Warning", d.reason, d.message))
+    elif d.reason in ("AwaitingApproval", "AwaitingCutOverApproval") and prev_reason != d.reason:
+        out.append(("Normal", d.reason, d.message))
+    return out

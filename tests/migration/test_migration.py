@@ -1,0 +1,133 @@
+"""RollupMigration end to end: the real kube-apiserver, the operator process, the emulator (issue 22)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.support import condition
+
+from .support import (CALENDAR_CONFIG, TARGET, get, migration, run_side_by_side, setup_job, wait_phase, window_start)
+
+pytestmark = pytest.mark.apiserver
+
+
+def _created(obj: dict) -> set[str]:
+    return {f"{c['kind']}/{c['name']}" for c in (obj.get("status") or {}).get("created") or []}
+
+
+def test_fixed_interval_job_with_terms_migrates_through_every_phase(cluster, emulator, operator, migration_crd, kubectl):
+    emu = emulator("8.17.0", auto_trigger=False)
+    operator()
+    setup_job(cluster, emu)
+    migration(cluster, "m1")
+    st = wait_phase(cluster, "m1", "Planned", reason="AwaitingApproval")["status"]
+    assert st["plan"]["verdict"] == "downsampleable" and st["plan"]["dimensions"] == ["host", "sensor"]
+    assert condition(get(cluster, "m1"), "Stalled")["status"] == "False"
+    # nothing was written before the approval
+    assert [(r.method, r.path) for r in emu.requests() if r.method != "GET" and not r.path.startswith("/_rollup/job")] == []
+    assert TARGET not in emu.cluster.indices.data_streams
+
+    cluster.patch("m1", {"spec": {"approved": True}}, plural="rollupmigrations")
+    obj = wait_phase(cluster, "m1", "Provisioned")
+    assert {"IlmPolicy/sensor-5m-downsampling", "IndexTemplate/sensor-5m-downsampling", f"DataStream/{TARGET}"} <= _created(obj)
+    tmpl = emu.cluster.indices.composable["sensor-5m-downsampling"]
+    assert tmpl["template"]["settings"]["index.mode"] == "time_series"
+    assert tmpl["_meta"]["managed_by"] == "rollup-operator" and tmpl["_meta"]["migration"] == f"{cluster.ns}/m1"
+    policy = emu.cluster.indices.ilm_policies["sensor-5m-downsampling"]["policy"]
+    assert policy["phases"]["warm"]["actions"]["downsample"] == {"fixed_interval": "5m"}
+    assert any("_index_template/_simulate" in r.path for r in emu.requests())
+    assert "ILM to downsample" in obj["status"]["awaiting"]
+
+    run_side_by_side(emu, "sensor-5m", window_start())
+    obj = wait_phase(cluster, "m1", "Verified", reason="AwaitingCutOverApproval")
+    ver = obj["status"]["verification"]
+    assert ver["agree"] is True and ver["differenceCount"] == 0 and ver["differences"] == []
+    assert ver["buckets"] == 24  # 12 intervals x 2 hosts
+    assert "temperature.avg" in ver["metrics"] and not any(m.startswith("requests_total") for m in ver["metrics"])
+    cov = obj["status"]["coverage"]
+    assert cov["overlap"]["start"] and cov["downsampledIndices"][0].startswith("downsample-")
+    assert emu.job_state("sensor-5m") == "started"  # side by side: the rollup job still runs
+
+    cluster.patch("m1", {"spec": {"cutOver": {"approved": True}}}, plural="rollupmigrations")
+    kubectl("wait", "--for=condition=Ready", "rollupmigration/m1", "-n", cluster.ns, "--timeout=60s")
+    obj = get(cluster, "m1")
+    assert obj["status"]["phase"] == "CutOver"
+    assert [p["name"] for p in obj["status"]["phases"]] == ["Planned", "Approved", "Provisioned", "RunningSideBySide",
+                                                            "Verified", "CutOver"]
+    assert all(p["status"] == "True" and p["startedAt"] and p["completedAt"] for p in obj["status"]["phases"])
+    assert cluster.get("sensor-5m")["spec"]["desiredState"] == "stopped"  # through the RollupJob's stop path
+    assert emu.job_state("sensor-5m") == "stopped"
+    assert "sensor-rollup" in emu.cluster.indices.indices  # the rollup index stays
+    cluster.wait_events("m1", "Planned", "Approved", "Provisioned", "RunningSideBySide", "Verified", "CutOver", timeout=20)
+
+
+def test_calendar_interval_job_stops_at_planned_with_its_blocker(cluster, emulator, operator, migration_crd):
+    emu = emulator("8.17.0", auto_trigger=False)
+    operator()
+    setup_job(cluster, emu, "hourly", CALENDAR_CONFIG)
+    migration(cluster, "cal", job="hourly", approved=True)
+    obj = cluster.wait("cal", lambda o: condition(o, "Stalled").get("status") == "True", 30, "Stalled", plural="rollupmigrations")
+    st = obj["status"]
+    assert st["phase"] == "Pending" and condition(obj, "Stalled")["reason"] == "Blocked"
+    assert "CalendarInterval" in st["awaiting"] and "fixed_interval 1h" in st["message"]
+    assert [b["reason"] for b in st["plan"]["unaccepted"]] == ["CalendarInterval"]
+    assert not emu.cluster.indices.composable and not emu.cluster.indices.ilm_policies  # approved, yet nothing written
+    cluster.wait_events("cal", "Blocked", timeout=20)
+
+
+def test_injected_difference_stops_at_verified_with_the_difference_shown(cluster, emulator, operator, migration_crd):
+    emu = emulator("8.17.0", auto_trigger=False)
+    operator()
+    setup_job(cluster, emu)
+    migration(cluster, "diff", approved=True, cutOver={"approved": True})
+    wait_phase(cluster, "diff", "Provisioned")
+    start = window_start()
+    # a late document: indexed after the rollup job rolled its interval up, so only the downsampled data has it
+    late = {"@timestamp": start + 2 * 5 * 60_000 + 30_000, "host": "a", "sensor": "s1", "temperature": 99.0, "requests_total": 1}
+    run_side_by_side(emu, "sensor-5m", start, late=late)
+    obj = cluster.wait("diff", lambda o: condition(o, "Stalled").get("reason") == "VerificationFailed", 40,
+                       "VerificationFailed", plural="rollupmigrations")
+    st = obj["status"]
+    assert st["phase"] == "RunningSideBySide"
+    diffs = {d["value"]: d for d in st["verification"]["differences"]}
+    assert set(diffs) == {"doc_count", "temperature.max", "temperature.sum", "temperature.value_count", "temperature.avg"}
+    assert diffs["temperature.max"]["rollup"] == 23.0 and diffs["temperature.max"]["downsampled"] == 99.0
+    assert diffs["doc_count"]["dimensions"] == ["a", "s1"]
+    assert emu.job_state("sensor-5m") == "started"  # never cut over while the answers differ
+    assert cluster.get("sensor-5m")["spec"]["desiredState"] == "started"
+
+
+def test_restart_resumes_side_by_side(cluster, emulator, operator, migration_crd):
+    emu = emulator("8.17.0", auto_trigger=False)
+    first = operator()
+    setup_job(cluster, emu)
+    migration(cluster, "rs", approved=True)
+    wait_phase(cluster, "rs", "Provisioned")
+    first.stop()
+    puts = [r for r in emu.requests() if r.method == "PUT"]
+    run_side_by_side(emu, "sensor-5m", window_start())
+    operator()
+    obj = wait_phase(cluster, "rs", "Verified", reason="AwaitingCutOverApproval")
+    assert obj["status"]["verification"]["agree"] is True
+    assert [r for r in emu.requests() if r.method == "PUT"] == puts  # nothing provisioned twice
+    assert sum(1 for r in emu.requests() if r.path.endswith("/_rollover")) == 0  # ILM rolled over, the operator did not again
+
+
+def test_guardrail_keeps_the_last_rollup_job_without_opt_in(cluster, emulator, operator, migration_crd):
+    emu = emulator("8.17.0", auto_trigger=False)
+    operator()
+    setup_job(cluster, emu)
+    migration(cluster, "g", approved=True, cutOver={"approved": True, "jobPolicy": "Delete"})
+    wait_phase(cluster, "g", "Provisioned")
+    run_side_by_side(emu, "sensor-5m", window_start())
+    obj = cluster.wait("g", lambda o: condition(o, "Stalled").get("reason") == "LastRollupJob", 40, "LastRollupJob",
+                       plural="rollupmigrations")
+    assert obj["status"]["phase"] == "Verified"
+    assert "allowRemovingLastRollupJob" in obj["status"]["awaiting"] and "8.15" in obj["status"]["message"]
+    assert emu.job_state("sensor-5m") == "started" and cluster.exists("sensor-5m")
+    cluster.patch("g", {"spec": {"cutOver": {"allowRemovingLastRollupJob": True}}}, plural="rollupmigrations")
+    obj = wait_phase(cluster, "g", "CutOver", timeout=60)
+    assert condition(obj, "Ready")["status"] == "True"
+    cluster.wait_gone("sensor-5m", timeout=30)
+    assert "sensor-5m" not in emu.job_ids()
+    assert "sensor-rollup" in emu.cluster.indices.indices  # the rollup index stays queryable
