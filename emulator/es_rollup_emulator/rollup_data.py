@@ -158,9 +158,14 @@ async def h_rollup_search(srv: "RestServer", ctx: "Ctx") -> Any:
         if not found and "*" not in part:
             raise index_not_found(part)
         names += [n for n in found if n not in names]
+    if ctx.path_params["index"] in ("_all", "*"):
+        raise illegal_argument("Searching all indices (_all) is not permitted in the rollup search API")
     rollup = [n for n in names if store.indices[n].rollup_meta is not None]
     if not rollup:
         raise illegal_argument("Must specify at least one rollup index in _rollup_search API")
+    if len(rollup) > 1:
+        raise illegal_argument("RollupSearch currently only supports searching one rollup index at a time. "
+                               f"Found the following rollup indices: [{', '.join(rollup)}]")
     jobs = _caps(store, rollup)
     aggs = body.get("aggs") or body.get("aggregations") or {}
     _check(aggs, jobs)
