@@ -19,10 +19,10 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from prometheus_client.core import GaugeMetricFamily
 
-from rollup_operator.job import conditions as cond
+from rollup_operator.job.status import CONDITION_ORDER
 
 UNKNOWN = "Unknown"
-_TYPES = frozenset(cond.ORDER)
+_TYPES = frozenset(CONDITION_ORDER)
 _STATUSES = frozenset({"True", "False"})
 
 
@@ -36,7 +36,7 @@ def condition_counts(statuses: Iterable[Mapping[str, Any]]) -> Counter[tuple[str
             if type_ in _TYPES and type_ not in seen:  # the first of a type, as conditions.get reads it
                 value, reason = c.get("status"), c.get("reason")
                 seen[type_] = (type_, value if value in _STATUSES else UNKNOWN, reason if isinstance(reason, str) else "")
-        for type_ in cond.ORDER:
+        for type_ in CONDITION_ORDER:
             counts[seen.get(type_) or (type_, UNKNOWN, "")] += 1
     return counts
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from rollup_operator.cli import export
-from rollup_operator.job.spec import config_differences, config_to_es
+from rollup_operator.job.config import config_differences, config_to_es
 from es_rollup_emulator import EmulatorThread
 
 from . import corpus

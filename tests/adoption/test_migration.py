@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from rollup_operator.migration.plan import SourceFacts, plan_job, plan_jobs, status_migration
-from rollup_operator.job.spec import config_to_es
+from rollup_operator.job.config import config_to_es
 
 BASE = {
     "id": "sensor", "index_pattern": "metrics-sensor", "rollup_index": "r", "cron": "*/30 * * * * ?", "page_size": 1000,

@@ -62,7 +62,7 @@ async def test_a_watch_event_does_not_roll_back_queued_status_writes(report):
     ctl.closing = True  # no passes: the test drives the publish step itself
     # generation 1, desired stopped, job stopped: Ready (Stopped) is stored
     ctl.on_job_event("ADDED", body(1, "stopped", {}, 10))
-    rt = ctl.jobs[("ns", "j")]
+    rt = ctl.store.jobs[("ns", "j")]
     kube.release.set()
     publish(ctl, rt, "stopped")
     await ctl.writer.drain()

@@ -199,7 +199,7 @@ async def test_deletion_under_delete_policy_stops_deletes_and_releases(world):
     await world.until(lambda: world.kube.bodies[("ns", "d1")]["metadata"]["finalizers"] == [])
     assert world.emu.job_state("d1") is None
     world.ctl.on_job_event("DELETED", body)
-    assert ("ns", "d1") not in world.ctl.jobs
+    assert ("ns", "d1") not in world.ctl.store.jobs
 
 
 async def test_outage_is_retried_with_backoff_and_recovers(world):

@@ -1,11 +1,12 @@
 """Status and events: rebuilt each pass, written only on change, events only on transitions."""
 
-from rollup_operator.job import conditions as cond
+from rollup_operator.job.status import get_condition
 from rollup_operator.job.progress import advance, settle
 from rollup_operator.job.decide import Progress, Verdict, Action, decide
 from rollup_operator.job.spec import JobSpec
 from rollup_operator.job.observations import Failure, JobObserved, StopTimedOut
-from rollup_operator.job.status import applied, differs, job_status, transition_event, stats_to_status
+from rollup_operator.job.status import job_status, transition_event, stats_to_status
+from rollup_operator.kube.status_writer import applied, differs
 
 
 def spec(**kw):
@@ -39,9 +40,9 @@ def test_same_world_twice_means_no_write():
 def test_transition_time_moves_only_when_status_flips():
     stopping, _ = status_for("indexing", now="2026-01-01T00:00:00Z")
     stopping2, _ = status_for("stopping", previous=stopping, now="2026-01-01T00:00:10Z")
-    assert cond.get(stopping2["conditions"], "Ready")["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert get_condition(stopping2["conditions"], "Ready")["lastTransitionTime"] == "2026-01-01T00:00:00Z"
     stopped, _ = status_for("stopped", previous=stopping2, now="2026-01-01T00:00:20Z")
-    assert cond.get(stopped["conditions"], "Ready")["lastTransitionTime"] == "2026-01-01T00:00:20Z"
+    assert get_condition(stopped["conditions"], "Ready")["lastTransitionTime"] == "2026-01-01T00:00:20Z"
 
 
 def test_a_field_that_no_longer_applies_is_a_change_and_is_left_out_of_the_applied_status():
@@ -135,3 +136,29 @@ def test_migration_comes_from_the_observed_config_else_the_spec_and_is_stable():
     assert job_status(s, d.verdict, JobAbsent(), Progress(), None, "2026-01-01T00:00:00Z")["migration"] is None
     down = Failure("ElasticsearchUnavailable", "down")
     assert job_status(s, d.verdict, down, Progress(), st, "2026-01-01T00:00:00Z")["migration"] == st["migration"]
+
+
+def test_connecting_is_said_only_while_nothing_is_known_of_this_generation():
+    from rollup_operator.job.status import awaits_first_answer, connecting_status
+    assert awaits_first_answer(None, 3) and awaits_first_answer({}, 3)
+    ready, _ = status_for("stopped")
+    assert not awaits_first_answer(ready, 3)  # a converged job does not flip to Connecting on a slow read
+    assert awaits_first_answer(ready, 4)  # a new generation: nothing is known of it yet
+    st = connecting_status(spec(), "the answer to GET / (sent 2026-01-01T00:00:00Z, given up after requestTimeout (30s))",
+                           Progress(), ready, "2026-01-01T00:01:00Z")
+    by = {c["type"]: c for c in st["conditions"]}
+    assert (by["Ready"]["status"], by["Reconciling"]["status"], by["Stalled"]["status"]) == ("False", "True", "False")
+    assert by["Ready"]["reason"] == "Connecting" and "ElasticsearchConnection ns/es: the answer to GET /" in by["Reconciling"]["message"]
+    assert st["jobState"] == "stopped" and st["stats"] == ready["stats"]  # the last known, not blanked
+    assert awaits_first_answer(st, 3)  # still connecting: said again if the next look is silent too
+    assert transition_event(ready, spec(), Verdict("Progressing", "Connecting", "m", "stopped"), Progress()) is None
+
+
+def test_a_connections_connecting_status_keeps_what_was_known():
+    from rollup_operator.job.status import connection_connecting_status
+    prev = {"observedGeneration": 1, "version": "8.17.0", "conditions": []}
+    st = connection_connecting_status(2, "the answer to GET /", prev, "2026-01-01T00:00:00Z")
+    by = {c["type"]: c for c in st["conditions"]}
+    assert st["observedGeneration"] == 2 and st["version"] == "8.17.0"
+    assert by["Ready"]["reason"] == "Connecting" and by["Reconciling"]["status"] == "True"
+    assert by["Reconciling"]["message"] == "waiting for the server: the answer to GET /"

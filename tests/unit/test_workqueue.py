@@ -1,4 +1,4 @@
-"""The work queue's semantics: one pass per key at a time, adds coalesce, timers, rate limiting."""
+"""The work queue's semantics: one pass per key at a time, adds coalesce, timers, a bounded immediate requeue."""
 
 import asyncio
 
@@ -6,31 +6,35 @@ from rollup_operator.job.workqueue import AGAIN, DONE, Result, WorkQueue
 
 
 async def test_one_pass_per_key_and_adds_during_a_pass_coalesce_into_one_more():
-    runs, gate = [], asyncio.Event()
+    runs, gate, events = [], asyncio.Event(), []
 
-    async def process(key):
+    async def process(key, superseded):
         runs.append(key)
+        events.append(superseded)
         if len(runs) == 1:
             await gate.wait()
+            assert superseded.is_set()  # the pass's context says a newer add came meanwhile
+        else:
+            assert not superseded.is_set()  # cleared for the pass it asked for
         return DONE
 
     q = WorkQueue(process)
     q.add("a")
     await asyncio.sleep(0)
     assert q.busy("a")
+    assert not events[0].is_set()
     q.add("a"), q.add("a")
-    assert q.is_superseded("a") and q.superseded("a").is_set()
+    assert events[0].is_set()
     gate.set()
     while q.busy("a"):
         await asyncio.sleep(0.01)
     assert runs == ["a", "a"]
-    assert not q.superseded("a").is_set()  # outside a pass: a fresh event
 
 
 async def test_add_after_fires_once_and_add_cancels_the_timer():
     runs = []
 
-    async def process(key):
+    async def process(key, _superseded):
         runs.append(key)
         return DONE
 
@@ -52,7 +56,7 @@ async def test_results_requeue_at_once_or_later():
     results = [AGAIN, Result(requeue_after=0.05), DONE]
     runs = []
 
-    async def process(key):
+    async def process(key, _superseded):
         runs.append(asyncio.get_running_loop().time())
         return results[len(runs) - 1]
 
@@ -62,24 +66,50 @@ async def test_results_requeue_at_once_or_later():
     assert len(runs) == 3 and runs[2] - runs[1] >= 0.04
 
 
-async def test_rate_limited_adds_grow_until_forget():
-    async def process(key):
-        return DONE
+async def test_immediate_requeues_are_bounded_then_spaced(monkeypatch):
+    from rollup_operator.job import retry
+    monkeypatch.setattr(retry, "IMMEDIATE_REQUEUES", 3)
+    runs = []
 
-    q = WorkQueue(process, rate_limit=lambda n: 0.01 * 2 ** n)
-    assert q.add_rate_limited("r") == 0.01
-    assert q.add_rate_limited("r") == 0.02
-    assert q.num_requeues("r") == 2
-    q.forget("r")
-    assert q.num_requeues("r") == 0
+    async def process(key, _superseded):
+        runs.append(asyncio.get_running_loop().time())
+        return AGAIN if len(runs) < 7 else DONE
+
+    q = WorkQueue(process)
+    q.add("s")
+    await asyncio.sleep(0.001)
+    assert len(runs) == 4 and q.pending("s")  # 1 + 3 at once, then the 4th requeue waits 5 ms
+    await asyncio.sleep(0.3)
+    assert len(runs) == 7 and not q.pending("s") and not q.busy("s")
+    gaps = [b - a for a, b in zip(runs, runs[1:])]
+    # at once, at once, at once; then 5, 10, 20 ms: the streak is kept across the spaced passes
+    assert all(g < 0.004 for g in gaps[:3]) and gaps[3] >= 0.0045 and gaps[4] >= 0.009 and gaps[5] >= 0.018, gaps
+    assert retry.requeue_backoff(1) == 0.005 and retry.requeue_backoff(30) == retry.REQUEUE_MAX_S
+
+
+async def test_a_new_add_ends_the_requeue_streak(monkeypatch):
+    from rollup_operator.job import retry
+    monkeypatch.setattr(retry, "IMMEDIATE_REQUEUES", 2)
+    runs, q = [], None
+
+    async def process(key, _superseded):
+        runs.append(key)
+        if len(runs) == 2:
+            q.add(key)  # a watch event meanwhile: due at once, and the streak starts again
+        return AGAIN if len(runs) < 5 else DONE
+
+    q = WorkQueue(process)
+    q.add("n")
+    await asyncio.sleep(0.001)
+    # without the reset the 3rd requeue in a row would wait; with it all five run at once
+    assert len(runs) == 5 and not q.pending("n") and not q.busy("n")
     await q.shutdown()
-    assert not q.pending("r")
 
 
 async def test_cancel_and_shutdown_end_passes_and_refuse_new_work():
     started = asyncio.Event()
 
-    async def process(key):
+    async def process(key, _superseded):
         started.set()
         await asyncio.sleep(10)
         return DONE

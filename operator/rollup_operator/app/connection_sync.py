@@ -13,14 +13,17 @@ import asyncio
 import logging
 import time
 
-from rollup_operator.job import conditions as cond
+from rollup_operator.job.status import READY_CONDITION, get_condition
 from rollup_operator.engine import credentials
 from rollup_operator.engine.connection import Connection
 from rollup_operator.job.observations import JobObserved
 from rollup_operator.engine.shared_reads import Snapshot
-from rollup_operator.job.status import connection_status, differs, now_iso
+from rollup_operator.job import retry
+from rollup_operator.timefmt import rfc3339
+from rollup_operator.job.status import awaits_first_answer, connection_connecting_status, connection_status
 from rollup_operator.kube.status_writer import StatusWriter
-from rollup_operator.job.store import ConnectionEntry, Key, Store
+from rollup_operator.job.spec import Key
+from rollup_operator.job.store import ConnectionEntry, Store
 from rollup_operator.job.workqueue import WorkQueue
 
 log = logging.getLogger("rollup_operator")
@@ -37,13 +40,25 @@ async def sync_loop(entry: ConnectionEntry, conn: Connection, store: Store, queu
         await asyncio.sleep(conn.spec.sync_interval_s if conn.spec else 60.0)
 
 
-async def sync_once(entry: ConnectionEntry, conn: Connection, store: Store, queue: WorkQueue[Key], writer: StatusWriter) -> Snapshot:
-    await conn.ensure_client(reread_secrets=True)
-    snap = await conn.reads.snapshot(time.monotonic()) if not conn.invalid else Snapshot(time.monotonic(), failure=conn.failure)
+async def sync_once(entry: ConnectionEntry, conn: Connection, store: Store, queue: WorkQueue[Key], writer: StatusWriter) -> None:
+    read = asyncio.ensure_future(_read(conn))
+    try:
+        if awaits_first_answer(entry.status, int(entry.generation or 0)):
+            await asyncio.wait({read}, timeout=retry.SLOW_ANSWER_S)
+            if not read.done():  # a silent server: say what is awaited now, not at requestTimeout
+                writer.publish(entry, connection_connecting_status(int(entry.generation or 0), conn.awaiting(),
+                                                                   entry.status, rfc3339()))
+        snap = await read
+    finally:
+        read.cancel()
     publish_connection_status(entry, conn, snap, writer)
     wake_changed_jobs(entry.key, snap, store, queue)
     await warn_insecure_transport(entry, conn, writer)
-    return snap
+
+
+async def _read(conn: Connection) -> Snapshot:
+    await conn.ensure_client(reread_secrets=True)
+    return await conn.reads.snapshot(time.monotonic()) if not conn.invalid else Snapshot(time.monotonic(), failure=conn.failure)
 
 
 async def warn_insecure_transport(entry: ConnectionEntry, conn: Connection, writer: StatusWriter) -> None:
@@ -58,9 +73,9 @@ async def warn_insecure_transport(entry: ConnectionEntry, conn: Connection, writ
     await writer.kube.event_once(ref, "Warning", credentials.INSECURE_TRANSPORT, warning, name=name)
 
 
-def wake_changed_jobs(key: Key, snap: Snapshot, store: Store, queue: WorkQueue[Key]) -> int:
-    """Give every idle job on the connection the new observation; queue those it changed."""
-    woken = 0
+def wake_changed_jobs(key: Key, snap: Snapshot, store: Store, queue: WorkQueue[Key]) -> None:
+    """Give every idle job on the connection the new observation; queue those it changed. (The
+    one writer of a job's cached observation besides its pass; never of its progress.)"""
     for job in store.jobs_on(key):
         if job.spec is None or queue.busy(job.key) or queue.pending(job.key):
             continue  # a job in a pass (or waiting to look again) makes its own reads
@@ -70,8 +85,6 @@ def wake_changed_jobs(key: Key, snap: Snapshot, store: Store, queue: WorkQueue[K
             continue
         job.obs, job.obs_time = obs, snap.started_at
         queue.add(job.key)
-        woken += 1
-    return woken
 
 
 def publish_connection_status(entry: ConnectionEntry, conn: Connection, snap: Snapshot, writer: StatusWriter) -> None:
@@ -84,12 +97,11 @@ def publish_connection_status(entry: ConnectionEntry, conn: Connection, snap: Sn
         info.usage_rule if info else None,
         conn.gateway.deprecation_warning if conn.gateway else None,
         len(snap.jobs) if snap.failure is None else None,
-        entry.status, now_iso(),
+        entry.status, rfc3339(),
     )
-    prev_ready = cond.get(entry.status.get("conditions"), cond.READY) or {}
+    prev_ready = get_condition(entry.status.get("conditions"), READY_CONDITION) or {}
     new_ready = wanted["conditions"][0]
     event = None
     if prev_ready.get("reason") != new_ready["reason"]:
         event = ("Normal" if new_ready["status"] == "True" else "Warning", new_ready["reason"], new_ready["message"])
-    if differs(entry.status, wanted):
-        writer.publish(entry, wanted, event)
+    writer.publish(entry, wanted, event)  # written only if it differs

@@ -23,7 +23,8 @@ from rollup_operator.engine.connection import Connection, build as build_connect
 from rollup_operator.kube.client import Kube
 from rollup_operator.job.reconcile import Reconciler
 from rollup_operator.kube.status_writer import StatusWriter
-from rollup_operator.job.store import JobEntry, Key, Store, key_of
+from rollup_operator.job.spec import Key, key_of
+from rollup_operator.job.store import Store
 from rollup_operator.app.connection_sync import sync_loop
 from rollup_operator.job.workqueue import WorkQueue
 
@@ -38,17 +39,9 @@ class Controller:
         self.closing = False
         self.store = Store()
         self.writer = StatusWriter(kube, lambda: self.closing)
-        self.queue: WorkQueue[Key] = WorkQueue(self._reconcile)
-        self.reconciler = Reconciler(self.store, self.writer, kube, self.queue, self.connection,
-                                     lambda obj: self.on_job_event("MODIFIED", obj), poll_interval=poll_interval)
+        self.reconciler = Reconciler(self.store, self.writer, kube, self.connection, poll_interval=poll_interval)
+        self.queue: WorkQueue[Key] = WorkQueue(self.reconciler.reconcile)
         self.sync_tasks: dict[Key, asyncio.Task[None]] = {}
-
-    @property
-    def jobs(self) -> dict[Key, JobEntry]:
-        return self.store.jobs
-
-    async def _reconcile(self, key: Key):  # type: ignore[no-untyped-def]
-        return await self.reconciler.reconcile(key)
 
     # --- input: watch events -------------------------------------------------------------------
 

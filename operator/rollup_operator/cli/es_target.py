@@ -16,7 +16,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from rollup_operator.job.spec import InvalidSpec, connection_spec_from_body
+from rollup_operator.job.config import InvalidSpec
+from rollup_operator.job.spec import connection_spec_from_body
 
 #: exit codes (documented in README "Bringing existing jobs under management")
 EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNAUTHORIZED, EXIT_FORBIDDEN, EXIT_NOT_ES, EXIT_EXPORT, EXIT_KUBE = 2, 3, 4, 5, 6, 7, 8
@@ -178,7 +179,7 @@ def client(t: Target):
     return Elasticsearch(list(t.urls or (t.url,)), **kw)
 
 
-def classify(e: Exception, t: Target, action: str, privilege: str = "monitor_rollup") -> CommandError:
+def command_error(e: Exception, t: Target, action: str, privilege: str = "monitor_rollup") -> CommandError:
     """One sentence for a failed call (never with credentials in it)."""
     import elasticsearch
     from elastic_transport import TlsError
@@ -216,4 +217,4 @@ def read_jobs(es, t: Target) -> list[dict]:
         try:
             return list(es.rollup.get_jobs(id="_all").body.get("jobs") or [])
         except Exception as e:
-            raise classify(e, t, "read rollup jobs (GET _rollup/job/_all)") from None
+            raise command_error(e, t, "read rollup jobs (GET _rollup/job/_all)") from None

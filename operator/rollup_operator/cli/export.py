@@ -2,8 +2,8 @@
 
 No I/O. :func:`export_documents` turns the server's job entries into an ElasticsearchConnection
 (optional) and one RollupJob per job whose ``spec.config`` is the job's config translated so that
-the operator's own comparison (:func:`rollup_operator.job.spec.config_differences` applied to
-:func:`rollup_operator.job.spec.config_to_es` of it) finds no difference: adopting it is a no-op.
+the operator's own comparison (:func:`rollup_operator.job.config.config_differences` applied to
+:func:`rollup_operator.job.config.config_to_es` of it) finds no difference: adopting it is a no-op.
 :func:`render_yaml` / :func:`render_json` print them for ``kubectl apply -f -``.
 """
 
@@ -17,7 +17,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from rollup_operator.job.spec import API_VERSION, CONNECTION_KIND, JOB_KIND, InvalidSpec, config_differences, config_to_es, job_spec_from_body
+from rollup_operator.job.config import InvalidSpec, config_differences, config_to_es
+from rollup_operator.job.spec import API_VERSION, CONNECTION_KIND, JOB_KIND, job_spec_from_body
 
 #: Longest name we emit: a DNS-1123 label (kubectl shows it, labels and events can carry it).
 MAX_NAME = 63

@@ -118,7 +118,7 @@ async def _lead(args: argparse.Namespace, stop: asyncio.Event, state: dict) -> i
     from rollup_operator.app import controller  # noqa: F401
     from rollup_operator.app import handlers  # noqa: F401
     from rollup_operator import metrics_collector  # noqa: F401
-    from rollup_operator.app import manager as runtime  # noqa: F401
+    from rollup_operator.app import manager  # noqa: F401
     import kopf  # noqa: F401
 
     timings = _timings(args)

@@ -21,7 +21,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Iterator
 
 from elasticsearch import AsyncElasticsearch
 
@@ -29,7 +30,8 @@ from rollup_operator.engine import bounded_node
 from rollup_operator.engine import credentials
 from rollup_operator import metrics
 from rollup_operator.engine.elasticsearch.rollup_api import Gateway, ServerInfo
-from rollup_operator.job.spec import ConnectionSpec, InvalidSpec, connection_spec_from_body
+from rollup_operator.job.config import InvalidSpec
+from rollup_operator.job.spec import ConnectionSpec, connection_spec_from_body
 from rollup_operator.job.ownership import cluster_identities
 from rollup_operator.job.observations import (
     FORBIDDEN,
@@ -52,8 +54,26 @@ from rollup_operator.engine.shared_reads import SharedReads, Snapshot
 
 log = logging.getLogger(__name__)
 
-SecretReader = credentials.SecretGetter  # (namespace, name) -> the Secret object, or None
-Wanted = Callable[[], bool] | None
+
+
+@dataclass(frozen=True)
+class Awaiting:
+    """A request of this connection's that has been sent and not answered yet."""
+
+    request: str  # e.g. "GET _rollup/job/_all"
+    sent_at: float  # wall-clock time it was sent (epoch seconds)
+
+
+@dataclass
+class StopRequest:
+    """One stop of one job: what to ask, and (set by ``Connection.stop``) when it went out."""
+
+    job_id: str
+    wait_wanted: bool  # spec.waitForCompletion
+    timeout: str  # the server's wait, as the spec says it
+    timeout_s: float
+    superseded: asyncio.Event  # looked at once a request slot is free: set, the stop is no longer wanted
+    sent_at: float | None = None  # wall-clock time the request was sent; None: never sent
 
 
 class Rotated:
@@ -65,7 +85,7 @@ ROTATED = Rotated()
 
 class Connection:
     def __init__(self, namespace: str, name: str, spec: ConnectionSpec | None, invalid: str | None,
-                 read_secret: SecretReader, *, poll_interval: float = 1.0, coalesce_window: float = 0.05):
+                 read_secret: credentials.SecretGetter, *, poll_interval: float = 1.0, coalesce_window: float = 0.05):
         self.namespace, self.name = namespace, name
         self.spec = spec
         self.invalid = invalid
@@ -85,7 +105,29 @@ class Connection:
         n = spec.max_concurrent_requests if spec else 1
         self.slots = asyncio.Semaphore(n)
         self.wait_slots = asyncio.Semaphore(n // 2)  # 0 below 2: no stop ever waits on the server
+        self._asked: list[Awaiting] = []  # requests in flight (oldest first), for ``awaiting``
         self.reads = SharedReads(self._fetch, poll_interval=poll_interval, coalesce_window=coalesce_window, name=f"{namespace}/{name}")
+
+    # --- what it waits for --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _asking(self, request: str) -> Iterator[None]:
+        asked = Awaiting(request, time.time())
+        self._asked.append(asked)
+        try:
+            yield
+        finally:
+            self._asked.remove(asked)
+
+    def awaiting(self) -> str:
+        """What a caller of this connection is waiting for, in words (for a status message while
+        a server does not answer): the oldest request in flight, or a free request slot."""
+        if not self._asked:
+            return "a free request slot (all are in use)" if self.slots.locked() else "the connection's client"
+        a = self._asked[0]
+        sent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(a.sent_at))
+        limit = f", given up after requestTimeout ({self.spec.request_timeout_s:g}s)" if self.spec else ""
+        return f"the answer to {a.request} (sent {sent}{limit})"
 
     # --- client lifecycle --------------------------------------------------------------------
 
@@ -155,7 +197,8 @@ class Connection:
         assert self.gateway is not None
         try:
             async with self.slots:
-                info = await self.gateway.info()
+                with self._asking("GET /"):
+                    info = await self.gateway.info()
         finally:
             self._checked = True
         if isinstance(info, Failure):
@@ -179,11 +222,6 @@ class Connection:
         if self.client is not None:
             await self.client.close()
 
-    @property
-    def fingerprint(self) -> str | None:
-        """Identifies the spec and Secret contents the current client was built from."""
-        return self._fingerprint
-
     async def credentials_rotated(self, used: str | None) -> bool:
         """After a 401 to a call made with the client of fingerprint ``used``: re-read the Secrets;
         True if the client has changed since (now or meanwhile, through another call) and is usable."""
@@ -200,19 +238,19 @@ class Connection:
                 return failure or Failure(UNAVAILABLE, f"no client for ElasticsearchConnection {self.namespace}/{self.name} yet")
         return self.gateway
 
-    async def call(self, fn: Callable[[Gateway], Awaitable[Outcome]], still_wanted: Wanted = None) -> Outcome | Rotated | None:
+    async def call(self, fn: Callable[[Gateway], Awaitable[Outcome]], superseded: asyncio.Event | None = None) -> Outcome | Rotated | None:
         """Run one rollup call in a request slot.
 
-        Returns None if ``still_wanted`` says no once a slot is free (the spec moved on while the
-        call queued), and :data:`ROTATED` after a 401 when the Secret has changed since the client
-        was built: the caller looks again and decides with the new client.
+        Returns None if ``superseded`` is set once a slot is free (the job was queued again while
+        the call waited), and :data:`ROTATED` after a 401 when the Secret has changed since the
+        client was built: the caller looks again and decides with the new client.
         """
         gw = await self.gateway_or_failure()
         if isinstance(gw, Failure):
             return gw
         used = self._fingerprint
         async with self.slots:
-            if still_wanted is not None and not still_wanted():
+            if superseded is not None and superseded.is_set():
                 return None
             out = await fn(gw)
         return await self._after_401(out, used)
@@ -222,32 +260,31 @@ class Connection:
             return ROTATED
         return out
 
-    async def stop(self, job_id: str, *, wait_wanted: bool, timeout: str, timeout_s: float,
-                   still_wanted: Wanted, log: logging.LoggerAdapter[logging.Logger],
-                   on_send: Callable[[], None] | None = None) -> tuple[Outcome, Observation | None] | Rotated | None:
+    async def stop(self, req: StopRequest, log: logging.LoggerAdapter[logging.Logger]) -> tuple[Outcome, Observation | None] | Rotated | None:
         """Stop a job: with the server's wait while a waiting slot is free, else a quick stop
-        confirmed by the shared poll within ``timeout_s``. Returns (outcome, what it showed of the job).
-        ``on_send`` is called as the request goes out (it holds a slot)."""
+        confirmed by the shared poll within ``req.timeout_s``. Returns (outcome, what it showed of
+        the job); None if the request was not sent because ``req.superseded`` was set once a slot
+        was free. ``req.sent_at`` is set as the request goes out."""
         gw = await self.gateway_or_failure()
         if isinstance(gw, Failure):
             return gw, None
         assert self.spec is not None
         used = self._fingerprint
         t0 = time.monotonic()
-        wait = wait_wanted and not self.wait_slots.locked()
+        job_id = req.job_id
+        wait = req.wait_wanted and not self.wait_slots.locked()
         async with (self.wait_slots if wait else contextlib.nullcontext()), self.slots:
-            if not still_wanted():
+            if req.superseded.is_set():
                 return None
             log.info("stop rollup job [%s] (%s)", job_id,
-                     f"wait_for_completion, timeout {timeout}" if wait else "server does not wait; confirming by shared reads")
-            if on_send is not None:
-                on_send()
-            out = await gw.stop(job_id, wait=wait, timeout=timeout, timeout_s=timeout_s, request_timeout=self.spec.request_timeout_s)
+                     f"wait_for_completion, timeout {req.timeout}" if wait else "server does not wait; confirming by shared reads")
+            req.sent_at = time.time()
+            out = await gw.stop(job_id, wait=wait, timeout=req.timeout, timeout_s=req.timeout_s, request_timeout=self.spec.request_timeout_s)
         if await self._after_401(out, used) is ROTATED:
             return ROTATED
         next_obs: Observation | None = None
         if not wait and isinstance(out, Done):
-            left = max(0.0, timeout_s - (time.monotonic() - t0))
+            left = max(0.0, req.timeout_s - (time.monotonic() - t0))
             res = await self.reads.wait_for(job_id, lambda o: not (isinstance(o, JobObserved) and o.state in (STARTED, INDEXING, STOPPING)), left)
             if res is None:
                 seen = self.reads.latest(job_id)
@@ -256,7 +293,7 @@ class Connection:
                 next_obs = res
         if isinstance(out, StopTimedOut):
             metrics.STOP_TIMEOUTS.inc()
-            log.info("stop of rollup job [%s] timed out after %s (state %s); retrying", job_id, timeout, out.state)
+            log.info("stop of rollup job [%s] timed out after %s (state %s); retrying", job_id, req.timeout, out.state)
         return out, next_obs
 
     # --- shared reads (reads.py) ---------------------------------------------------------------
@@ -269,18 +306,20 @@ class Connection:
         assert self.gateway is not None
         used = self._fingerprint
         async with self.slots:
-            jobs = await self.gateway.list_jobs()
+            with self._asking("GET _rollup/job/_all"):
+                jobs = await self.gateway.list_jobs()
         if isinstance(jobs, Failure) and jobs.kind == UNAUTHORIZED and await self.credentials_rotated(used):
             # The Secret was rotated (maybe picked up meanwhile by another call): try once more.
             async with self.slots:
-                jobs = await self.gateway.list_jobs()
+                with self._asking("GET _rollup/job/_all"):
+                    jobs = await self.gateway.list_jobs()
         metrics.CONNECTION_UP.labels(self.namespace, self.name).set(0 if isinstance(jobs, Failure) else 1)
         if isinstance(jobs, Failure):
             return Snapshot(started, failure=jobs)
         return Snapshot(started, jobs=jobs)
 
 
-def build(body: dict, read_secret: SecretReader, **kw) -> Connection:
+def build(body: dict, read_secret: credentials.SecretGetter, **kw) -> Connection:
     """A Connection for an ElasticsearchConnection object; an invalid spec gives a connection that
     reports ``InvalidConnection`` to every job that uses it."""
     meta = body.get("metadata") or {}

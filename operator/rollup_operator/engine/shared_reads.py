@@ -32,7 +32,8 @@ class Snapshot:
         return self.jobs.get(job_id) or JobAbsent()
 
 
-Done = Callable[[Observation], bool]
+#: What a waiter waits for: a predicate on the job's observation.
+Until = Callable[[Observation], bool]
 
 
 class SharedReads:
@@ -44,7 +45,7 @@ class SharedReads:
         self.last: Snapshot | None = None
         self._inflight: asyncio.Future[Snapshot] | None = None
         self._inflight_sent: float | None = None
-        self._watchers: dict[str, list[tuple[Done, asyncio.Future[Observation]]]] = {}
+        self._watchers: dict[str, list[tuple[Until, asyncio.Future[Observation]]]] = {}
         self._poller: asyncio.Task[None] | None = None
 
     async def snapshot(self, after: float) -> Snapshot:
@@ -86,7 +87,7 @@ class SharedReads:
         """The job as the last snapshot saw it (None before any read)."""
         return self.last.observe(job_id) if self.last is not None else None
 
-    async def wait_for(self, job_id: str, done: Done, timeout: float) -> Observation | None:
+    async def wait_for(self, job_id: str, done: Until, timeout: float) -> Observation | None:
         """Wait until the job's observation satisfies ``done`` (checked on the shared poll), or time out.
         A failed read ends the wait too (with the failure)."""
         fut: asyncio.Future[Observation] = asyncio.get_running_loop().create_future()

@@ -9,7 +9,6 @@ create, update; Event create. Nothing else.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import os
 import secrets
@@ -20,12 +19,12 @@ from typing import Any, Awaitable
 
 import httpx2
 from lightkube import AsyncClient, KubeConfig
-from lightkube.models.core_v1 import EventSource, ObjectReference
-from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Event
 
 from rollup_operator.kube.client import KubeError, api_call
+from rollup_operator.kube.events import event_body
+from rollup_operator.timefmt import rfc3339
 from rollup_operator.ha.leader import LeaseConflict, LeaseError
 
 log = logging.getLogger("rollup_operator.ha.leader")
@@ -55,9 +54,8 @@ def default_namespace() -> str:
 
 class KubeLeaseStore:
     def __init__(self, config: KubeConfig, namespace: str, name: str, *, timeout: float = 10.0,
-                 identity: str = "", user_agent: str | None = None):
+                 identity: str = ""):
         self.api = AsyncClient(config, namespace=namespace, timeout=httpx2.Timeout(timeout), trust_env=False)
-        self.user_agent = user_agent  # kept for the log; lightkube sets its own User-Agent
         self.namespace, self.name, self.timeout = namespace, name, timeout
         self.identity = identity
 
@@ -107,15 +105,9 @@ class KubeLeaseStore:
 
     async def event(self, type_: str, reason: str, message: str, timeout: float = 1.0) -> None:
         """A core/v1 Event about the Lease. Best effort, bounded in time; never raises."""
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-        ev = Event(
-            metadata=ObjectMeta(name=f"{self.name}.{uuid.uuid4().hex[:16]}", namespace=self.namespace),
-            involvedObject=ObjectReference(apiVersion=LEASE_API, kind="Lease", name=self.name, namespace=self.namespace),
-            type=type_, reason=reason, message=message[:1024],
-            source=EventSource(component="rollup-operator"),
-            reportingComponent="rollup-operator", reportingInstance=self.identity[:128],
-            firstTimestamp=now, lastTimestamp=now, count=1,
-        )
+        involved = {"apiVersion": LEASE_API, "kind": "Lease", "name": self.name, "namespace": self.namespace}
+        ev = Event.from_dict(event_body(f"{self.name}.{uuid.uuid4().hex[:16]}", involved, type_, reason, message,
+                                        "rollup-operator", self.identity, rfc3339()))
         try:
             async with asyncio.timeout(timeout):
                 await self._call("POST events", self.api.create(ev, namespace=self.namespace), write="event")

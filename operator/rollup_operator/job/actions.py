@@ -1,10 +1,12 @@
 """What each action of the decision does: one table from ``Action.kind`` to one async function.
 
-Each function gets the pass's :class:`Context` and returns an :class:`Acted` (the outcome, and
-what it showed of the server job) or None when the pass must decide again (the spec moved on
-while the call queued for a slot). How an outcome changes the job's progress is the pure
-``bookkeeping.advance``; what it says of the server, ``bookkeeping.observation_after``. A new action is one
-entry here and one rule in decide.py.
+Each function gets the pass's :class:`Context` and returns a value (:data:`Result`): an
+:class:`Acted` (a call's outcome, and what it showed of the server job), a :class:`Written` object
+or a :class:`RetryAfter` (Kubernetes writes), :data:`LOOK_AGAIN` (credentials rotated), or None
+when the pass must decide again (the spec moved on while the call queued for a slot). Actions
+write nothing of the job: the pass folds what they return into its progress
+(``progress.advance``; what an outcome says of the server, ``progress.observation_after``). A
+new action is one entry here and one rule in decide.py.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from rollup_operator.job import retry
-from rollup_operator.engine.connection import ROTATED, Connection, Rotated
-from rollup_operator.job.progress import stop_abandoned, stop_sent
-from rollup_operator.job.decide import Action, Progress
+from rollup_operator.engine.connection import ROTATED, Connection, Rotated, StopRequest
+from rollup_operator.job.decide import Action
 from rollup_operator.kube.client import Kube, KubeError
 from rollup_operator.job.spec import FINALIZER, JobSpec
 from rollup_operator.job.observations import Failure, JobObserved, Observation, Outcome, StopTimedOut
@@ -26,17 +27,19 @@ from rollup_operator.job.store import JobEntry
 
 @dataclass
 class Context:
-    entry: JobEntry
+    entry: JobEntry  # read only: the pass alone writes the entry
     spec: JobSpec
     action: Action
     obs: Observation
     conn: Connection | None
     kube: Kube
     poll_interval: float
-
-    def still_wanted(self) -> bool:
-        """The spec this pass decided from is still the newest one."""
-        return self.entry.spec is self.spec
+    #: The pass's context from the work queue: set once the job was queued again (a newer spec, a
+    #: claim or connection change); a call still waiting for a request slot is then not sent.
+    superseded: asyncio.Event
+    #: The stop this action sent or is sending (``_stop``): the pass reads ``sent_at`` from it,
+    #: also when the action was abandoned or cancelled.
+    stop: StopRequest | None = None
 
 
 class _Keep:
@@ -48,21 +51,35 @@ KEEP = _Keep()
 
 @dataclass(frozen=True)
 class Acted:
-    outcome: Outcome | Observation | None
+    """A call's outcome: the pass folds it into the job's progress (``progress.advance``)."""
+
+    outcome: Outcome | Observation
     #: What the call showed of the server job; None: confirm with the next shared read.
     observation: Observation | _Keep | None = None
-    #: Fold the outcome into the job's progress (``bookkeeping.advance``); finalizer writes are not.
-    fold: bool = True
-    #: The object a Kubernetes write answered with (goes into the store like a watch event).
-    updated: dict[str, Any] | None = None
-    #: Try again after this many seconds (a Kubernetes write that failed).
-    retry_after: float | None = None
-    #: Refused (401) with credentials rotated since: look again with the new client, fold nothing.
-    look_again: bool = False
 
 
-LOOK_AGAIN = Acted(None, fold=False, look_again=True)
-Run = Callable[[Context], Awaitable["Acted | None"]]
+@dataclass(frozen=True)
+class Written:
+    """A Kubernetes write's answer: the object as the API server stored it."""
+
+    obj: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RetryAfter:
+    """A Kubernetes write failed: try again after this many seconds."""
+
+    seconds: float
+
+
+class LookAgain:
+    """Refused (401) with credentials rotated since: look again with the new client, fold nothing."""
+
+
+LOOK_AGAIN = LookAgain()
+#: What an action returns; None: the spec moved on while the call queued for a slot (decide again).
+Result = Acted | Written | RetryAfter | LookAgain | None
+Run = Callable[[Context], Awaitable[Result]]
 
 
 @dataclass(frozen=True)
@@ -81,52 +98,33 @@ def _conn(ctx: Context) -> Connection:
     return ctx.conn
 
 
-async def _stop(ctx: Context) -> Acted | None:
-    conn, spec, entry = _conn(ctx), ctx.spec, ctx.entry
+async def _stop(ctx: Context) -> Result:
+    conn, spec, p = _conn(ctx), ctx.spec, ctx.entry.progress
     gw = await conn.gateway_or_failure()
     if isinstance(gw, Failure):
         return Acted(gw)
-    p: Progress = entry.progress
     since = time.time() - p.last_stop_at if p.last_stop_at is not None else None
     gap = retry.stop_spacing(ctx.poll_interval, since, isinstance(p.last_outcome, StopTimedOut))
     if gap > 0:
         await asyncio.sleep(gap)  # a spec change cancels this wait (the action is interruptible)
-    entry.stop_started = entry.stop_started or time.monotonic()
-    entry.progress = stop_sent(entry.progress, time.time())
-    generation, sent = entry.progress.generation, False
-
-    def on_send() -> None:
-        nonlocal sent
-        sent = True
-        entry.progress = stop_sent(entry.progress, time.time())
-
-    try:
-        res = await conn.stop(spec.job_id, wait_wanted=spec.wait_for_completion, timeout=spec.stop_timeout,
-                              timeout_s=spec.stop_timeout_s, still_wanted=ctx.still_wanted, log=entry.log, on_send=on_send)
-    except asyncio.CancelledError:
-        # Abandoned with the request sent (shutdown, or a newer spec): it was an attempt all the
-        # same. The reconciler persists the count if the operator is shutting down.
-        if sent and entry.progress.generation == generation:
-            entry.progress = stop_abandoned(entry.progress)
-        raise
-    if res is None:
-        return None
-    if res is ROTATED:
-        return LOOK_AGAIN
+    ctx.stop = StopRequest(spec.job_id, spec.wait_for_completion, spec.stop_timeout, spec.stop_timeout_s, ctx.superseded)
+    res = await conn.stop(ctx.stop, ctx.entry.log)
+    if res is None or res is ROTATED:
+        return None if res is None else LOOK_AGAIN
     assert isinstance(res, tuple)
     return Acted(res[0], res[1])
 
 
 def _call(api: str) -> Run:
-    async def run(ctx: Context) -> Acted | None:
+    async def run(ctx: Context) -> Result:
         spec = ctx.spec
         ctx.entry.log.info("%s rollup job [%s]", api, spec.job_id)
         if api == "start":
-            out = await _conn(ctx).call(lambda gw: gw.start(spec.job_id), ctx.still_wanted)
+            out = await _conn(ctx).call(lambda gw: gw.start(spec.job_id), ctx.superseded)
         elif api == "create":
-            out = await _conn(ctx).call(lambda gw: gw.create(spec.job_id, spec.config or {}), ctx.still_wanted)
+            out = await _conn(ctx).call(lambda gw: gw.create(spec.job_id, spec.config or {}), ctx.superseded)
         else:
-            out = await _conn(ctx).call(lambda gw: gw.delete(spec.job_id), ctx.still_wanted)
+            out = await _conn(ctx).call(lambda gw: gw.delete(spec.job_id), ctx.superseded)
         if out is None:
             return None
         if out is ROTATED:
@@ -136,7 +134,7 @@ def _call(api: str) -> Run:
     return run
 
 
-async def _wait(ctx: Context) -> Acted | None:
+async def _wait(ctx: Context) -> Result:
     """Wait (on the connection's shared poll) for the job to leave ``action.state``."""
     state = ctx.action.state
     res = await _conn(ctx).reads.wait_for(ctx.spec.job_id, lambda o: not (isinstance(o, JobObserved) and o.state == state), ctx.action.seconds)
@@ -147,7 +145,7 @@ async def _wait(ctx: Context) -> Acted | None:
 
 
 def _finalizer(present: bool) -> Run:
-    async def run(ctx: Context) -> Acted | None:
+    async def run(ctx: Context) -> Result:
         entry = ctx.entry
         fins = [f for f in entry.finalizers if f != FINALIZER] + ([FINALIZER] if present else [])
         try:
@@ -155,8 +153,8 @@ def _finalizer(present: bool) -> Run:
         except KubeError as e:
             if e.status != 409:  # 409: the object moved on; its newer version is on its way through the watch
                 entry.log.error("cannot update finalizers: %s", e)
-            return Acted(None, fold=False, retry_after=retry.finalizer_retry(e.status))
-        return Acted(None, fold=False, updated=obj)
+            return RetryAfter(retry.finalizer_retry(e.status))
+        return Written(obj) if obj is not None else None
     return run
 
 

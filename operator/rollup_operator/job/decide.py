@@ -39,7 +39,7 @@ from rollup_operator.job.observations import (
     Refused,
     StopTimedOut,
 )
-from rollup_operator.job.spec import config_differences
+from rollup_operator.job.config import config_differences
 
 # Phases map onto the three conditions (see status.py):
 #   READY       Ready=True                      Reconciling=False Stalled=False

@@ -13,6 +13,14 @@ from typing import Union
 # Job states as Elasticsearch reports them in GET _rollup/job (job_state).
 STARTED, INDEXING, STOPPING, STOPPED, ABORTING = "started", "indexing", "stopping", "stopped", "aborting"
 RUNNING_STATES = frozenset({STARTED, INDEXING})
+#: Every state Elasticsearch reports for a rollup job (``status.job_state``).
+JOB_STATES = frozenset({STARTED, INDEXING, STOPPING, STOPPED, ABORTING})
+#: The rollup job counters Elasticsearch reports (``stats``), shown as ``status.stats`` in camelCase.
+STAT_FIELDS = (
+    "pages_processed", "documents_processed", "rollups_indexed", "trigger_count",
+    "index_time_in_ms", "index_total", "index_failures", "search_time_in_ms",
+    "search_total", "search_failures", "processing_time_in_ms", "processing_total",
+)
 # Values of status.jobState that are not server states.
 ABSENT, UNKNOWN = "absent", "unknown"
 

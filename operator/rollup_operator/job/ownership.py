@@ -26,10 +26,9 @@ from typing import Iterable
 from urllib.parse import urlsplit
 
 from rollup_operator.job.decide import ADD_FINALIZER, PROGRESSING, REMOVE_FINALIZER, STALLED, Decision, Verdict
-from rollup_operator.job.spec import JobSpec
+from rollup_operator.job.spec import JobSpec, Key
 from rollup_operator.job.observations import ABSENT, UNKNOWN, Failure, JobAbsent, JobObserved, Observation
 
-Key = tuple[str, str]
 
 DUPLICATE = "DuplicateJob"
 RESOLVED = "DuplicateResolved"  # the event when a duplicate becomes the owner

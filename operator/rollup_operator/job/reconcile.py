@@ -24,23 +24,32 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 from rollup_operator import metrics
+from rollup_operator.timefmt import rfc3339
 from rollup_operator.job import ownership
 from rollup_operator.job import retry
-from rollup_operator.job import conditions as cond
-from rollup_operator.job.actions import ACTIONS, KEEP, Acted, Context
+from rollup_operator.job.status import READY_CONDITION, get_condition
+from rollup_operator.job.actions import ACTIONS, KEEP, Context, LookAgain, RetryAfter, Written
+from rollup_operator.job.actions import Result as ActionResult
 from rollup_operator.engine.connection import Connection
-from rollup_operator.job.progress import advance, observation_after, read_failed, read_succeeded, settle
-from rollup_operator.job.decide import READY, Decision, decide
+from rollup_operator.job.progress import advance, observation_after, read_failed, read_succeeded, settle, stop_abandoned, stop_sent
+from rollup_operator.job.decide import READY, Action, Decision, decide
 from rollup_operator.kube.client import Kube
 from rollup_operator.job.spec import JobSpec
 from rollup_operator.job.observations import CONNECTION_NOT_FOUND, Failure, Observation
-from rollup_operator.job.status import differs, invalid_status, job_status, now_iso, transition_event
+from rollup_operator.job.status import (
+    awaits_first_answer,
+    connecting_status,
+    invalid_status,
+    job_status,
+    transition_event,
+)
 from rollup_operator.kube.status_writer import StatusWriter
-from rollup_operator.job.store import JobEntry, Key, Store
-from rollup_operator.job.workqueue import AGAIN, DONE, Result, WorkQueue
+from rollup_operator.job.spec import Key
+from rollup_operator.job.store import JobEntry, Store
+from rollup_operator.job.workqueue import AGAIN, DONE, Result
 
 log = logging.getLogger("rollup_operator")
 T = TypeVar("T")
@@ -70,22 +79,23 @@ async def interruptible(superseded: asyncio.Event, coro: Awaitable[T]) -> tuple[
 
 
 class Reconciler:
-    def __init__(self, store: Store, writer: StatusWriter, kube: Kube, queue: WorkQueue[Key],
-                 connection: ConnectionLookup, on_updated: Callable[[dict[str, Any]], None], *, poll_interval: float = 1.0):
+    """The pass of one job. Its collaborators: the store (the cache it reads and, alone, writes
+    progress into), the status writer, the Kubernetes client (finalizer writes), and the
+    connection lookup. It never sees the work queue: each pass gets its ``superseded`` event."""
+
+    def __init__(self, store: Store, writer: StatusWriter, kube: Kube, connection: ConnectionLookup, *, poll_interval: float = 1.0):
         self.store = store
         self.writer = writer
         self.kube = kube
-        self.queue = queue
         self.connection = connection
-        self.on_updated = on_updated
         self.poll_interval = poll_interval
 
-    async def reconcile(self, key: Key) -> Result:
+    async def reconcile(self, key: Key, superseded: asyncio.Event) -> Result:
         entry = self.store.jobs.get(key)
         if entry is None:
             return DONE
         try:
-            return await self._pass(entry)
+            return await self._pass(entry, superseded)
         except asyncio.CancelledError:
             self.persist_abandoned_stop(entry)
             raise
@@ -93,7 +103,7 @@ class Reconciler:
             entry.log.exception("unexpected error while reconciling; retrying in %gs", retry.CRASHED_PASS_S)
             return Result(requeue_after=retry.CRASHED_PASS_S)
 
-    async def _pass(self, entry: JobEntry) -> Result:
+    async def _pass(self, entry: JobEntry, superseded: asyncio.Event) -> Result:
         now = time.monotonic()
         if entry.look_again_at is not None:  # a timed requeue: the cached observation is stale by now
             if now >= entry.look_again_at - 0.001:
@@ -105,11 +115,12 @@ class Reconciler:
             self.publish_invalid(entry)
             return DONE
         conn = await self.connection(spec.namespace, spec.connection)
-        # 2. observe, 3. decide
+        # 2. observe, and who owns the server job (once per pass)
         obs = await self._observe(entry, spec, conn, fresh=entry.obs is None)
         own = entry.ownership = self.store.ownership(entry)  # the observation settled the connection's cluster
         if not own.certain:  # an older claim's cluster is not known yet: neither act nor say anything
             return Result(requeue_after=self.poll_interval)
+        # 3. decide
         if own.owner is not None:
             d = ownership.duplicate(spec, obs, own.owner)
         else:
@@ -117,13 +128,17 @@ class Reconciler:
         if own.owner is None and d.action is None and entry.obs_time < entry.need_fresh_after and not isinstance(obs, Failure):
             obs = await self._observe(entry, spec, conn, fresh=True)  # claim convergence on fresh data only
             d = decide(spec, obs, entry.progress)
-        if self.queue.is_superseded(entry.key):
+        if superseded.is_set():
             return DONE  # the queue runs the next pass at once, from the newer spec
-        # 4. publish
-        took_over = own.owner is None and (cond.get(entry.status.get("conditions"), cond.READY) or {}).get("reason") == ownership.DUPLICATE
+        # 4. publish: the status rebuilt from this decision, an Event on a transition
+        took_over = own.owner is None and (get_condition(entry.status.get("conditions"), READY_CONDITION) or {}).get("reason") == ownership.DUPLICATE
         if took_over:
             self.writer.publish(entry, None, ownership.resolved_event(spec))
         self.publish(entry, spec, d, obs)
+        entry.progress = settle(entry.progress, obs, d)  # what the next pass's drift check compares with
+        if d.verdict.phase == READY and d.verdict.reason == "Stopped" and entry.stop_started is not None:
+            metrics.STOP_DURATION.observe(time.monotonic() - entry.stop_started)
+            entry.stop_started = None
         # 5. act, 6. requeue
         if d.action is None:
             if d.requeue_after is None:
@@ -132,47 +147,69 @@ class Reconciler:
                 entry.progress = read_failed(entry.progress)  # the next look backs off further
             entry.look_again_at = time.monotonic() + d.requeue_after
             return Result(requeue_after=d.requeue_after)
-        return await self._act(entry, spec, conn, d, obs)
+        return await self._act(entry, spec, conn, d, obs, superseded)
 
     async def _observe(self, entry: JobEntry, spec: JobSpec, conn: Connection | None, *, fresh: bool) -> Observation:
         if conn is None:
             return Failure(CONNECTION_NOT_FOUND, f"ElasticsearchConnection {spec.namespace}/{spec.connection} does not exist")
         if not fresh and entry.obs is not None:
             return entry.obs
-        snap = await conn.reads.snapshot(entry.need_fresh_after)
+        read = asyncio.ensure_future(conn.reads.snapshot(entry.need_fresh_after))
+        try:
+            if awaits_first_answer(entry.status, spec.generation):
+                await asyncio.wait({read}, timeout=retry.SLOW_ANSWER_S)
+                if not read.done():  # a silent server: say what is awaited now, not at requestTimeout
+                    self.writer.publish(entry, connecting_status(spec, conn.awaiting(), entry.progress,
+                                                                 entry.status, rfc3339()))
+            snap = await read
+        finally:
+            read.cancel()  # if this pass was cancelled meanwhile
         entry.obs, entry.obs_time = snap.observe(spec.job_id), snap.started_at
         if not isinstance(entry.obs, Failure):
             entry.progress = read_succeeded(entry.progress)
         return entry.obs
 
-    async def _act(self, entry: JobEntry, spec: JobSpec, conn: Connection | None, d: Decision, obs: Observation) -> Result:
+    async def _act(self, entry: JobEntry, spec: JobSpec, conn: Connection | None, d: Decision, obs: Observation,
+                   superseded: asyncio.Event) -> Result:
         action = d.action
         assert action is not None
         impl = ACTIONS[action.kind]
         assert entry.ownership is None or entry.ownership.owner is None or not impl.needs_connection, "a duplicate never calls"
-        ctx = Context(entry, spec, action, obs, conn, self.kube, self.poll_interval)
-        acted: Acted | None
-        if impl.interruptible:
-            done, acted = await interruptible(self.queue.superseded(entry.key), impl.run(ctx))
-            if not done:
-                entry.log.info("spec changed while a call was in flight; the call was abandoned and the newest spec wins")
-        else:
-            acted = await impl.run(ctx)
+        ctx = Context(entry, spec, action, obs, conn, self.kube, self.poll_interval, superseded)
+        if action.kind == "stop":
+            entry.stop_started = entry.stop_started or time.monotonic()
+        done = True
+        try:
+            if impl.interruptible:
+                done, acted = await interruptible(superseded, impl.run(ctx))
+                if not done:
+                    entry.log.info("spec changed while a call was in flight; the call was abandoned and the newest spec wins")
+            else:
+                acted = await impl.run(ctx)
+        except asyncio.CancelledError:
+            self._stop_abandoned(entry, ctx)  # shutting down: reconcile() persists the count
+            raise
+        if not done:
+            self._stop_abandoned(entry, ctx)
+        if ctx.stop is not None and ctx.stop.sent_at is not None and done:
+            entry.progress = stop_sent(entry.progress, ctx.stop.sent_at)
+        return self._fold(entry, spec, action, obs, acted)
+
+    def _fold(self, entry: JobEntry, spec: JobSpec, action: Action, obs: Observation, acted: ActionResult) -> Result:
+        """What an action returned, into the job's entry; and when to look again."""
+        now = time.monotonic()
         if acted is None:
             return AGAIN
-        now = time.monotonic()
-        if acted.look_again:
+        if isinstance(acted, LookAgain):
             entry.log.info("%s of rollup job [%s] was refused (401); the connection's Secret changed, retrying", action.kind, spec.job_id)
             entry.forget_observation(now)
             return AGAIN
-        if acted.updated is not None:
-            self.on_updated(acted.updated)
-        if acted.retry_after is not None:
-            return Result(requeue_after=acted.retry_after)
-        if not acted.fold:
+        if isinstance(acted, Written):  # the API server's answer goes into the store as the watch would bring it
+            self.store.put_job(acted.obj, now, keep_status=self.writer.writing(entry))
             return AGAIN
+        if isinstance(acted, RetryAfter):
+            return Result(requeue_after=acted.seconds)
         outcome = acted.outcome
-        assert outcome is not None
         entry.progress = advance(entry.progress, action, outcome)  # type: ignore[arg-type]  # a wait folds an observation
         if acted.observation is not KEEP:
             nxt = acted.observation if acted.observation is not None else observation_after(action, outcome, obs)  # type: ignore[arg-type]
@@ -184,16 +221,20 @@ class Reconciler:
             entry.log.warning("%s of rollup job [%s] failed: %s", action.kind, spec.job_id, outcome.message)
         return AGAIN
 
+    @staticmethod
+    def _stop_abandoned(entry: JobEntry, ctx: Context) -> None:
+        """A stop sent and then abandoned before its answer still counts as an attempt of this
+        generation (progress.stop_abandoned)."""
+        if ctx.stop is not None and ctx.stop.sent_at is not None and entry.progress.generation == ctx.spec.generation:
+            entry.progress = stop_abandoned(stop_sent(entry.progress, ctx.stop.sent_at))
+
     # --- status and events ------------------------------------------------------------------
 
     def publish(self, entry: JobEntry, spec: JobSpec, d: Decision, obs: Observation) -> None:
+        """Build the status from the decision and queue it (written only if it differs)."""
         metrics.RECONCILES.labels(result=d.verdict.phase).inc()
-        wanted = job_status(spec, d.verdict, obs, entry.progress, entry.status, now_iso())
+        wanted = job_status(spec, d.verdict, obs, entry.progress, entry.status, rfc3339())
         event = transition_event(entry.status, spec, d.verdict, entry.progress, d.drift)
-        entry.progress = settle(entry.progress, obs, d)  # what the next pass's drift check compares with
-        if d.verdict.phase == READY and d.verdict.reason == "Stopped" and entry.stop_started is not None:
-            metrics.STOP_DURATION.observe(time.monotonic() - entry.stop_started)
-            entry.stop_started = None
         self.writer.publish(entry, wanted, event)
 
     def persist_abandoned_stop(self, entry: JobEntry) -> None:
@@ -205,14 +246,12 @@ class Reconciler:
         if p.stop_attempts <= stored or entry.status.get("observedGeneration") != p.generation:
             return
         wanted = {"stopAttempts": p.stop_attempts,
-                  "lastStopAttemptTime": now_iso(p.last_stop_at) if p.last_stop_at is not None else None}
+                  "lastStopAttemptTime": rfc3339(p.last_stop_at) if p.last_stop_at is not None else None}
         self.writer.publish(entry, {k: v for k, v in wanted.items() if v is not None})
 
     def publish_invalid(self, entry: JobEntry) -> None:
-        wanted = invalid_status(entry.generation, entry.invalid or "invalid spec", entry.status, now_iso())
+        wanted = invalid_status(entry.generation, entry.invalid or "invalid spec", entry.status, rfc3339())
         metrics.RECONCILES.labels(result="InvalidSpec").inc()
-        if not differs(entry.status, wanted):
-            return
-        prev_reason = (cond.get(entry.status.get("conditions"), cond.READY) or {}).get("reason")
+        prev_reason = (get_condition(entry.status.get("conditions"), READY_CONDITION) or {}).get("reason")
         event = ("Warning", "InvalidSpec", entry.invalid or "") if prev_reason != "InvalidSpec" else None
         self.writer.publish(entry, wanted, event)

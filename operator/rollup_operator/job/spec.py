@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from rollup_operator.job.config import InvalidSpec, config_differences, config_to_es  # noqa: F401 - re-exported
+from rollup_operator.job.config import InvalidSpec, config_to_es
 from rollup_operator.kube.names import InvalidName, require as _require_name
 
 #: spec.maxResponseSize: the default and the ceiling (the CRD says both too). Measured on the emulator (8.17
@@ -59,6 +59,23 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
+#: A namespaced object: (namespace, name).
+Key = tuple[str, str]
+
+
+def key_of(body: Mapping[str, Any]) -> Key:
+    meta = body.get("metadata") or {}
+    return (str(meta.get("namespace", "")), str(meta.get("name", "")))
+
+
+def resource_version(meta: Mapping[str, Any]) -> int:
+    """metadata.resourceVersion as a number (0 if absent), to tell newer from older copies."""
+    try:
+        return int(meta.get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 @dataclass(frozen=True)
 class Backoff:
     initial: float = 1.0
@@ -90,14 +107,11 @@ class JobSpec:
     deleting: bool = False
     release_finalizer: bool = False
     has_finalizer: bool = False
+    #: deletionPolicy Delete needs the cleanup finalizer (derived; a plain attribute for the decision).
+    wants_finalizer: bool = field(init=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.namespace, self.name)
-
-    @property
-    def wants_finalizer(self) -> bool:
-        return self.deletion_policy == "Delete"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wants_finalizer", self.deletion_policy == "Delete")
 
 
 _JOB_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -202,10 +216,6 @@ class ConnectionSpec:
     sync_interval_s: float = 60.0
     max_concurrent_requests: int = 64
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.namespace, self.name)
 
     @property
     def secret_names(self) -> frozenset[str]:

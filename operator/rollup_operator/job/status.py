@@ -6,20 +6,58 @@ incrementally edited, and written only when the rebuilt status differs from the 
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-from rollup_operator.job import conditions as cond
+from rollup_operator.timefmt import rfc3339
 from rollup_operator.job.decide import PROGRESSING, READY, STALLED, SUSPENDED, Progress, Verdict
 from rollup_operator.migration.plan import status_migration
 from rollup_operator.job.spec import JobSpec
-from rollup_operator.job.observations import Failure, JobObserved, Observation
+from rollup_operator.job.observations import STAT_FIELDS, Failure, JobObserved, Observation
 
-_STATS = (
-    "pages_processed", "documents_processed", "rollups_indexed", "trigger_count",
-    "index_time_in_ms", "index_total", "index_failures", "search_time_in_ms",
-    "search_total", "search_failures", "processing_time_in_ms", "processing_total",
-)
+
+
+# --- conditions (metav1.Condition): Ready, Reconciling, Stalled ---------------------------------
+# ``lastTransitionTime`` moves only when a condition's ``status`` changes, as the API conventions
+# ask; reason, message and observedGeneration are updated in place.
+
+READY_CONDITION, RECONCILING_CONDITION, STALLED_CONDITION = "Ready", "Reconciling", "Stalled"
+CONDITION_ORDER = (READY_CONDITION, RECONCILING_CONDITION, STALLED_CONDITION)
+
+
+def condition(type_: str, status: bool, reason: str, message: str, generation: int) -> dict:
+    return {
+        "type": type_,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+    }
+
+
+def merge_conditions(previous: Iterable[Mapping] | None, wanted: Iterable[dict], now: str) -> list[dict]:
+    """The condition list to write: ``wanted`` with transition times carried over from ``previous``."""
+    prev = {c.get("type"): c for c in previous or ()}
+    out = []
+    for c in wanted:
+        old = prev.get(c["type"])
+        if old is not None and old.get("status") == c["status"] and old.get("lastTransitionTime"):
+            ltt = old["lastTransitionTime"]
+        else:
+            ltt = now
+        out.append({**c, "lastTransitionTime": ltt})
+    return out
+
+
+def get_condition(conditions: Iterable[Mapping] | None, type_: str) -> Mapping | None:
+    for c in conditions or ():
+        if c.get("type") == type_:
+            return c
+    return None
+
+
+def ready_reason(status: Mapping[str, Any] | None) -> str | None:
+    """The Ready condition's reason in a stored status (None: no Ready condition yet)."""
+    return (get_condition((status or {}).get("conditions"), READY_CONDITION) or {}).get("reason")
 
 
 def camel(name: str) -> str:
@@ -28,20 +66,15 @@ def camel(name: str) -> str:
 
 
 def stats_to_status(stats: Mapping[str, Any]) -> dict:
-    return {camel(k): int(stats[k]) for k in _STATS if isinstance(stats.get(k), (int, float))}
-
-
-def now_iso(ts: float | None = None) -> str:
-    t = dt.datetime.fromtimestamp(ts, dt.timezone.utc) if ts is not None else dt.datetime.now(dt.timezone.utc)
-    return t.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {camel(k): int(stats[k]) for k in STAT_FIELDS if isinstance(stats.get(k), (int, float))}
 
 
 def verdict_conditions(v: Verdict, generation: int) -> list[dict]:
     ready = v.phase == READY or (v.phase == SUSPENDED and v.in_desired_state)
     return [
-        cond.condition(cond.READY, ready, v.reason, v.message, generation),
-        cond.condition(cond.RECONCILING, v.phase == PROGRESSING, v.reason, v.message if v.phase == PROGRESSING else "", generation),
-        cond.condition(cond.STALLED, v.phase == STALLED, v.reason, v.message if v.phase == STALLED else "", generation),
+        condition(READY_CONDITION, ready, v.reason, v.message, generation),
+        condition(RECONCILING_CONDITION, v.phase == PROGRESSING, v.reason, v.message if v.phase == PROGRESSING else "", generation),
+        condition(STALLED_CONDITION, v.phase == STALLED, v.reason, v.message if v.phase == STALLED else "", generation),
     ]
 
 
@@ -65,16 +98,35 @@ def job_status(
         "jobId": spec.job_id,
         "connection": spec.connection,
         "jobState": verdict.job_state,
-        "conditions": cond.merge(previous.get("conditions"), verdict_conditions(verdict, spec.generation), now),
+        "conditions": merge_conditions(previous.get("conditions"), verdict_conditions(verdict, spec.generation), now),
         "message": verdict.message,
         "stats": stats,
         "stopAttempts": progress.stop_attempts or None,
-        "lastStopAttemptTime": now_iso(progress.last_stop_at) if progress.last_stop_at is not None else previous.get("lastStopAttemptTime"),
+        "lastStopAttemptTime": rfc3339(progress.last_stop_at) if progress.last_stop_at is not None else previous.get("lastStopAttemptTime"),
         "managed": True if (progress.created or previous.get("managed")) else None,
         "suspended": True if verdict.phase == SUSPENDED else None,
         "migration": _migration(spec, obs, previous),
     }
     return status
+
+
+CONNECTING = "Connecting"
+
+
+def awaits_first_answer(previous: Mapping[str, Any] | None, generation: int) -> bool:
+    """Whether a status says nothing yet of this generation (or only that it is connecting): then
+    a server that does not answer is worth a ``Connecting`` status while the request is pending."""
+    previous = previous or {}
+    reason = (get_condition(previous.get("conditions"), READY_CONDITION) or {}).get("reason")
+    return previous.get("observedGeneration") != generation or reason in (None, CONNECTING)
+
+
+def connecting_status(spec: JobSpec, awaited: str, progress: Progress, previous: Mapping[str, Any] | None, now: str) -> dict:
+    """A job's status while its first look at the server of this generation is not answered."""
+    previous = previous or {}
+    message = f"waiting for ElasticsearchConnection {spec.namespace}/{spec.connection}: {awaited}"
+    v = Verdict(PROGRESSING, CONNECTING, message, previous.get("jobState") or "unknown")
+    return job_status(spec, v, None, progress, previous, now)
 
 
 def _migration(spec: JobSpec, obs: Observation | None, previous: Mapping[str, Any]) -> dict | None:
@@ -90,26 +142,6 @@ def _migration(spec: JobSpec, obs: Observation | None, previous: Mapping[str, An
     return None
 
 
-def differs(stored: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
-    """Whether writing ``wanted`` would change ``stored``. A key whose wanted value is None is
-    wanted absent; conditions are compared whole."""
-    stored = stored or {}
-    for k, v in wanted.items():
-        if v is None:
-            if stored.get(k) is not None:
-                return True
-        elif stored.get(k) != v:
-            return True
-    return False
-
-
-def applied(wanted: Mapping[str, Any]) -> dict[str, Any]:
-    """The status object to apply (server-side apply of the whole status): ``wanted`` without the
-    keys wanted absent. Fields the operator applied before and leaves out now are removed by the
-    server, since the operator's field manager owns them."""
-    return {k: v for k, v in wanted.items() if v is not None}
-
-
 def invalid_status(generation: int, message: str, previous: Mapping[str, Any] | None, now: str) -> dict:
     """Status for a spec the operator cannot act on (what the CRD schema could not reject)."""
     previous = previous or {}
@@ -118,14 +150,14 @@ def invalid_status(generation: int, message: str, previous: Mapping[str, Any] | 
         **previous,  # the rest of the last status stays as it was (jobId, stats, ...)
         "observedGeneration": generation,
         "jobState": v.job_state,
-        "conditions": cond.merge(previous.get("conditions"), verdict_conditions(v, generation), now),
+        "conditions": merge_conditions(previous.get("conditions"), verdict_conditions(v, generation), now),
         "message": message,
     }
 
 
 # --- events: one per transition ---------------------------------------------------------------
 
-_QUIET_REASONS = frozenset({"AddingFinalizer", "RemovingFinalizer"})
+_QUIET_REASONS = frozenset({"AddingFinalizer", "RemovingFinalizer", CONNECTING})
 _WARNING_REASONS = frozenset({"ElasticsearchUnavailable", "TLSError", "DeletionBlocked", "FinalizerReleased", "DriftDetected",
                               "UnexpectedResponse"})
 _EVENT_REASON = {"Stopping": "StopRequested", "Starting": "StartRequested"}
@@ -143,7 +175,7 @@ def transition_event(previous: Mapping[str, Any] | None, spec: JobSpec, verdict:
     from rollup_operator.job.observations import StopTimedOut
 
     previous = previous or {}
-    ready = cond.get(previous.get("conditions"), cond.READY) or {}
+    ready = get_condition(previous.get("conditions"), READY_CONDITION) or {}
     prev_reason = ready.get("reason")
     if drift:
         return ("Warning", "DriftDetected", f"the server reports rollup job [{spec.job_id}] as {verdict.job_state} but desiredState is {spec.desired}: {verdict.message}")
@@ -158,6 +190,14 @@ def transition_event(previous: Mapping[str, Any] | None, spec: JobSpec, verdict:
 
 
 # --- ElasticsearchConnection status --------------------------------------------------------------
+
+
+def connection_connecting_status(generation: int, awaited: str, previous: Mapping[str, Any] | None, now: str) -> dict:
+    """A connection's status while its server has not answered the first request of this generation."""
+    previous = previous or {}
+    v = Verdict(PROGRESSING, CONNECTING, f"waiting for the server: {awaited}", "")
+    return {**previous, "observedGeneration": generation,
+            "conditions": merge_conditions(previous.get("conditions"), verdict_conditions(v, generation), now)}
 
 
 def connection_status(
@@ -181,7 +221,7 @@ def connection_status(
         v = Verdict(STALLED, failure.kind, failure.message, "")
     return {
         "observedGeneration": generation,
-        "conditions": cond.merge(previous.get("conditions"), verdict_conditions(v, generation), now),
+        "conditions": merge_conditions(previous.get("conditions"), verdict_conditions(v, generation), now),
         "reachable": failure is None or failure.kind not in ("ElasticsearchUnavailable", "TLSError"),
         "version": version or previous.get("version"),
         "rollupDeprecated": deprecated if deprecated is not None else previous.get("rollupDeprecated"),

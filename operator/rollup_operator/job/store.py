@@ -13,31 +13,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from rollup_operator.engine.connection import Connection
 from rollup_operator.job.decide import Progress
 from rollup_operator.job.config import InvalidSpec
-from rollup_operator.job.spec import CONNECTION_KIND, JOB_KIND, JobSpec, job_spec_from_body
+from rollup_operator.job.spec import Key, key_of, resource_version, CONNECTION_KIND, JOB_KIND, JobSpec, job_spec_from_body
 from rollup_operator.job.observations import Observation
 from rollup_operator.job.ownership import Claim, Ownership, ownership
 
 log = logging.getLogger("rollup_operator")
 
-Key = tuple[str, str]
-
-
-def resource_version(meta: Mapping[str, Any]) -> int:
-    """metadata.resourceVersion as a number (0 if absent), to tell newer from older copies."""
-    try:
-        return int(meta.get("resourceVersion") or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
-def key_of(body: Mapping[str, Any]) -> Key:
-    meta = body.get("metadata") or {}
-    return (str(meta.get("namespace", "")), str(meta.get("name", "")))
 
 
 def parse_time(value: Any) -> float | None:
@@ -101,22 +87,25 @@ class JobEntry:
     #: The ownership the last pass acted on (None: no pass yet); a claim change that alters it wakes the job.
     ownership: Ownership | None = None
 
-    @property
-    def key(self) -> Key:
-        return (self.namespace, self.name)
+    kind: ClassVar[str] = JOB_KIND
+    #: (namespace, name), set once: a plain attribute, read on every step of a pass.
+    key: Key = field(init=False)
 
-    @property
-    def kind(self) -> str:
-        return JOB_KIND
+    #: The job's logger (job, namespace and connection in every record); renewed with the spec.
+    log: logging.LoggerAdapter[logging.Logger] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key = (self.namespace, self.name)
+        self.set_spec(self.spec, self.invalid)
+
+    def set_spec(self, spec: JobSpec | None, invalid: str | None) -> None:
+        self.spec, self.invalid = spec, invalid
+        conn = spec.connection if spec else None
+        self.log = logging.LoggerAdapter(log, {"job": self.name, "namespace": self.namespace, "connection": conn})
 
     @property
     def ref(self) -> dict[str, str]:
         return {"kind": JOB_KIND, "namespace": self.namespace, "name": self.name, "uid": self.uid}
-
-    @property
-    def log(self) -> logging.LoggerAdapter[logging.Logger]:
-        conn = self.spec.connection if self.spec else None
-        return logging.LoggerAdapter(log, {"job": self.name, "namespace": self.namespace, "connection": conn})
 
     def forget_observation(self, now: float) -> None:
         """The next pass must look at the server again, with a read sent after ``now``."""
@@ -136,13 +125,11 @@ class ConnectionEntry:
     #: The cluster's identities (Connection.clusters): empty while unknown, None while unusable.
     clusters: frozenset[str] | None = None
 
-    @property
-    def key(self) -> Key:
-        return (self.namespace, self.name)
+    kind: ClassVar[str] = CONNECTION_KIND
+    key: Key = field(init=False)
 
-    @property
-    def kind(self) -> str:
-        return CONNECTION_KIND
+    def __post_init__(self) -> None:
+        self.key = (self.namespace, self.name)
 
     @property
     def ref(self) -> dict[str, str]:
@@ -196,7 +183,8 @@ class Store:
             entry.need_fresh_after = now
             entry.generation = generation
         self._unindex(entry)
-        entry.trigger, entry.spec, entry.invalid = trigger, spec, invalid
+        entry.trigger = trigger
+        entry.set_spec(spec, invalid)
         if spec is not None:
             self._by_connection.setdefault((spec.namespace, spec.connection), set()).add(key)
         self._claim(entry)
@@ -250,8 +238,7 @@ class Store:
         if entry.key not in claims:
             return Ownership()
         assert spec is not None
-        return ownership(self._claim_of(entry.key, claims[entry.key]),
-                         (self._claim_of(k, c) for k, c in claims.items()))
+        return ownership(self._claim_of(entry.key, claims[entry.key]), [self._claim_of(k, c) for k, c in claims.items()])
 
     def _claim_of(self, key: Key, clusters: frozenset[str]) -> Claim:
         job = self.jobs.get(key)

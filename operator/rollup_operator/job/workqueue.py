@@ -1,14 +1,17 @@
-"""A work queue of keys with controller-runtime's semantics, on asyncio.
+"""A work queue of keys on asyncio, with controller-runtime's semantics where they apply.
 
 * ``add(key)``: the key needs a pass. A key is processed by at most one pass at a time; a key
   added while its pass runs is marked dirty and gets one more pass right after (adds coalesce).
 * ``add_after(key, delay)``: a pass in ``delay`` seconds, unless ``add`` comes first (one timer per
   key: the latest request wins).
-* ``add_rate_limited(key)`` / ``forget(key)``: a pass after the key's own retry delay, growing with
-  each call until ``forget``.
-* ``superseded(key)``: an event set when the key is added while its pass runs, so that the pass can
+* A pass is ``process(key, superseded)`` and returns a :class:`Result`. ``superseded`` is the
+  pass's context: an event set when the key is added while the pass runs, so that the pass can
   abandon a call in flight (a newer spec wins at once) -- the one departure from controller-runtime,
   whose passes are never interrupted.
+* ``requeue`` (``AGAIN``) runs the next pass at once, but only ``retry.IMMEDIATE_REQUEUES`` times
+  in a row: beyond that each further one waits ``retry.requeue_backoff`` (controller-runtime
+  rate-limits ``Requeue`` the same way), so a pass that keeps asking for more cannot spin. Any
+  other result, and any new ``add``, ends the streak.
 
 Every key being processed has its own task: a pass that waits on the server (a waiting stop)
 holds no worker that another key needs, so there is no worker count to tune. ``shutdown`` cancels
@@ -21,6 +24,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Generic, Hashable, TypeVar
+
+from rollup_operator.job import retry
 
 K = TypeVar("K", bound=Hashable)
 
@@ -39,16 +44,17 @@ DONE = Result()
 AGAIN = Result(requeue=True)
 
 
+Process = Callable[[K, asyncio.Event], Awaitable[Result]]
+
+
 class WorkQueue(Generic[K]):
-    def __init__(self, process: Callable[[K], Awaitable[Result]], *,
-                 rate_limit: Callable[[int], float] = lambda n: min(0.005 * 2 ** n, 1000.0)):
+    def __init__(self, process: Process[K]):
         self._process = process
-        self._rate_limit = rate_limit
         self._tasks: dict[K, asyncio.Task[None]] = {}
         self._dirty: set[K] = set()
         self._timers: dict[K, asyncio.TimerHandle] = {}
         self._superseded: dict[K, asyncio.Event] = {}
-        self._requeues: dict[K, int] = {}
+        self._again: dict[K, int] = {}  # immediate requeues in a row, kept across a spaced one
         self.closed = False
 
     # --- adding ---------------------------------------------------------------------------------
@@ -56,6 +62,10 @@ class WorkQueue(Generic[K]):
     def add(self, key: K) -> None:
         if self.closed:
             return
+        self._again.pop(key, None)  # something happened to the key: a streak of requeues is over
+        self._wake(key)
+
+    def _wake(self, key: K) -> None:
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -76,22 +86,10 @@ class WorkQueue(Generic[K]):
             old.cancel()
         self._timers[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
 
-    def add_rate_limited(self, key: K) -> float:
-        n = self._requeues.get(key, 0)
-        self._requeues[key] = n + 1
-        delay = self._rate_limit(n)
-        self.add_after(key, delay)
-        return delay
-
-    def forget(self, key: K) -> None:
-        self._requeues.pop(key, None)
-
-    def num_requeues(self, key: K) -> int:
-        return self._requeues.get(key, 0)
-
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
-        self.add(key)
+        if not self.closed:
+            self._wake(key)
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -103,17 +101,6 @@ class WorkQueue(Generic[K]):
         """A timer is set for ``key``."""
         return key in self._timers
 
-    def superseded(self, key: K) -> asyncio.Event:
-        """Set once ``key`` was added again while its current pass runs."""
-        ev = self._superseded.get(key)
-        if ev is None:  # outside a pass (a test driving steps by hand): never set
-            ev = asyncio.Event()
-        return ev
-
-    def is_superseded(self, key: K) -> bool:
-        ev = self._superseded.get(key)
-        return ev is not None and ev.is_set()
-
     # --- processing -----------------------------------------------------------------------------
 
     def _start(self, key: K) -> None:
@@ -121,15 +108,25 @@ class WorkQueue(Generic[K]):
         self._tasks[key] = asyncio.get_running_loop().create_task(self._run(key), name=f"reconcile {key}")
 
     async def _run(self, key: K) -> None:
+        again = self._again.pop(key, 0)
         try:
             while True:
                 self._dirty.discard(key)
-                self._superseded[key].clear()
-                result = await self._process(key)
+                superseded = self._superseded[key]
+                superseded.clear()
+                result = await self._process(key, superseded)
                 if self.closed:
                     return
-                if result.requeue or key in self._dirty:
+                if key in self._dirty:
+                    again = 0  # a new add: the pass it asks for is due at once
                     continue
+                if result.requeue:
+                    again += 1
+                    if again <= retry.IMMEDIATE_REQUEUES:
+                        continue
+                    self.add_after(key, retry.requeue_backoff(again - retry.IMMEDIATE_REQUEUES))
+                    self._again[key] = again
+                    return
                 if result.requeue_after is not None:
                     self.add_after(key, result.requeue_after)
                 return
@@ -143,7 +140,7 @@ class WorkQueue(Generic[K]):
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
-        self._requeues.pop(key, None)
+        self._again.pop(key, None)
         task = self._tasks.get(key)
         if task is not None:
             task.cancel()

@@ -10,11 +10,9 @@ Knows nothing of Elasticsearch.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
 import socket
-import time
 from urllib.parse import quote
 from typing import Any, Awaitable, Mapping
 
@@ -26,6 +24,7 @@ from lightkube.resources.core_v1 import Event, Secret
 from lightkube.types import PatchType
 
 from rollup_operator import metrics
+from rollup_operator.timefmt import rfc3339
 from rollup_operator.kube.names import InvalidName, require
 from rollup_operator.kube.transport import AiohttpTransport
 from rollup_operator.job.spec import API_VERSION, CONNECTION_KIND, CONNECTION_PLURAL, GROUP, JOB_KIND, JOB_PLURAL, VERSION
@@ -118,10 +117,6 @@ class Kube:
         await self.api.close()
         await self._transport.aclose()
 
-    async def _call(self, what: str, coro: Any, *, missing_ok: bool = False, write: str | None = None) -> Any:
-        """One API call (``api_call``). ``missing_ok``: a 404 returns None. ``write``: count it in the writes metric."""
-        return await api_call(what, coro, missing_ok=missing_ok, write=write)
-
     # --- RollupJob / ElasticsearchConnection -----------------------------------------------
 
     async def apply_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -129,7 +124,7 @@ class Kube:
         name = _name("name", namespace, name)
         res = _RESOURCES[kind]
         body = {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name, "namespace": namespace}, "status": dict(status)}
-        obj = await self._call(
+        obj = await api_call(
             f"apply status of {kind} {namespace}/{name}",
             self.api.patch(res.Status, name, body, namespace=namespace, patch_type=PatchType.APPLY,
                            field_manager=FIELD_MANAGER, force=True),
@@ -142,7 +137,7 @@ class Kube:
         meta: dict[str, Any] = {"finalizers": finalizers or None}
         if resource_version:
             meta["resourceVersion"] = resource_version
-        obj = await self._call(
+        obj = await api_call(
             f"patch finalizers of {namespace}/{name}",
             self.api.patch(RollupJobResource, name, {"metadata": meta}, namespace=namespace, patch_type=PatchType.MERGE),
             missing_ok=True, write="finalizer")
@@ -151,25 +146,15 @@ class Kube:
     async def get_connection(self, namespace: str, name: str) -> dict[str, Any] | None:
         """Read one ElasticsearchConnection (a cache miss: a job named it before the watch did)."""
         name = _name("connection name", namespace, name)
-        obj = await self._call(f"get {CONNECTION_PLURAL}/{name}", self.api.get(ConnectionResource, name, namespace=namespace), missing_ok=True)
+        obj = await api_call(f"get {CONNECTION_PLURAL}/{name}", self.api.get(ConnectionResource, name, namespace=namespace), missing_ok=True)
         return _plain(obj)
 
     # --- Secrets (read only) -------------------------------------------------------------
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
-        """The decoded data of a Secret, or None if it does not exist."""
-        name = _name("Secret name", namespace, name)
-        obj = await self._call(f"get secrets/{name}", self.api.get(Secret, name, namespace=namespace), missing_ok=True)
-        if obj is None:
-            return None
-        data = {k: base64.b64decode(v) for k, v in (obj.data or {}).items()}
-        data.update({k: v.encode() for k, v in (obj.stringData or {}).items()})
-        return data
-
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Secret object (labels and base64 data, decoded by credentials.py), or None if absent."""
         name = _name("Secret name", namespace, name)
-        obj = await self._call(f"get secrets/{name}", self.api.get(Secret, name, namespace=namespace), missing_ok=True)
+        obj = await api_call(f"get secrets/{name}", self.api.get(Secret, name, namespace=namespace), missing_ok=True)
         return _plain(obj)
 
     # --- Events --------------------------------------------------------------------------
@@ -177,14 +162,14 @@ class Kube:
     async def create_event(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create a core/v1 Event (the event recorder builds it and decides when: event_recorder.py)."""
         async with self.event_slots:
-            obj = await self._call(f"create event {body.get('reason')}", self.api.create(Event.from_dict(body), namespace=namespace), write="event")
+            obj = await api_call(f"create event {body.get('reason')}", self.api.create(Event.from_dict(body), namespace=namespace), write="event")
         return _plain(obj) or {}
 
     async def patch_event(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
         """Merge-patch an Event the operator posted (count, lastTimestamp); None if it is gone."""
         name = _name("Event name", namespace, name)
         async with self.event_slots:
-            obj = await self._call(f"patch event {name}", self.api.patch(Event, name, patch, namespace=namespace, patch_type=PatchType.MERGE),
+            obj = await api_call(f"patch event {name}", self.api.patch(Event, name, patch, namespace=namespace, patch_type=PatchType.MERGE),
                                    missing_ok=True, write="event")
         return _plain(obj)
 
@@ -192,18 +177,12 @@ class Kube:
         """Post a core/v1 Event under a fixed name, meant to be posted once (not after a restart
         either, while the first still exists: the 409 that follows is expected). Never raises.
         Repeated events go through the event recorder (event_recorder.py) instead."""
-        from rollup_operator.kube.events import rfc3339
+        from rollup_operator.kube.events import event_body
 
-        now = rfc3339(time.time())
-        body = {
-            "metadata": {"name": name, "namespace": ref["namespace"]},
-            "involvedObject": {"apiVersion": API_VERSION, "kind": ref.get("kind", JOB_KIND), "name": ref["name"],
-                               "namespace": ref["namespace"], "uid": ref.get("uid")},
-            "type": type_, "reason": reason, "message": message[:1024],
-            "source": {"component": self.component, "host": self.instance},
-            "reportingComponent": self.component, "reportingInstance": self.instance,
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        }
+        involved = {"apiVersion": API_VERSION, "kind": ref.get("kind", JOB_KIND), "name": ref["name"], "namespace": ref["namespace"]}
+        if ref.get("uid"):
+            involved["uid"] = ref["uid"]
+        body = event_body(name, involved, type_, reason, message, self.component, self.instance, rfc3339())
         try:
             await self.create_event(ref["namespace"], body)
         except asyncio.CancelledError:

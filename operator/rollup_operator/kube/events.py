@@ -26,12 +26,13 @@ raised; the cache learns an Event only from the server's answer.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
+
+from rollup_operator.timefmt import rfc3339
 
 log = logging.getLogger("rollup_operator")
 
@@ -62,8 +63,18 @@ class _Similar:
     last: float = float("-inf")
 
 
-def rfc3339(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def event_body(name: str, involved: Mapping[str, Any], type_: str, reason: str, message: str,
+               component: str, instance: str, now: str) -> dict[str, Any]:
+    """A core/v1 Event, the one shape every Event the operator posts has (the recorder's, the
+    once-only ones of ``Kube.event_once``, the Lease's). ``involved``: its involvedObject."""
+    return {
+        "metadata": {"name": name, "namespace": involved["namespace"]},
+        "involvedObject": dict(involved),
+        "type": type_, "reason": reason, "message": message[:MAX_MESSAGE],
+        "source": {"component": component, "host": instance},
+        "reportingComponent": component, "reportingInstance": instance[:128],
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+    }
 
 
 class _LRU(OrderedDict[Any, Any]):
@@ -153,11 +164,4 @@ class EventRecorder:
     def _body(self, ref: Mapping[str, Any], type_: str, reason: str, message: str, now: str) -> dict[str, Any]:
         self._seq += 1
         name = f"{ref['name']}.{time.time_ns():x}{self._seq % 4096:03x}"
-        return {
-            "metadata": {"name": name, "namespace": ref["namespace"]},
-            "involvedObject": self._object(ref),
-            "type": type_, "reason": reason, "message": message,
-            "source": {"component": self.component, "host": self.instance},
-            "reportingComponent": self.component, "reportingInstance": self.instance,
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        }
+        return event_body(name, self._object(ref), type_, reason, message, self.component, self.instance, now)

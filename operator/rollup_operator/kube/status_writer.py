@@ -31,22 +31,20 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from rollup_operator.job import retry
 from rollup_operator.kube.events import EventRecorder
 from rollup_operator.kube.client import Kube, KubeError
-from rollup_operator.job.spec import API_VERSION
+from rollup_operator.job.spec import API_VERSION, resource_version
 from rollup_operator.kube.priority_slots import PrioritySlots, Waiter
-from rollup_operator.job.status import applied, differs
-from rollup_operator.job.store import resource_version
 
 log = logging.getLogger("rollup_operator")
 
 Event = tuple[str, str, str]  # (type, reason, message)
 
 
-class Target(Protocol):
+class Writable(Protocol):
     """What the writer needs of a store entry (store.JobEntry, store.ConnectionEntry)."""
 
     namespace: str
@@ -63,11 +61,31 @@ class Target(Protocol):
 
 @dataclass
 class _Outbox:
-    target: Target
+    target: Writable
     status: dict[str, Any] | None = None
     events: list[Event] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     waiter: Waiter | None = None  # the writer's place in the queue for a slot, while it waits
+
+
+def differs(stored: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
+    """Whether writing ``wanted`` would change ``stored``. A key whose wanted value is None is
+    wanted absent; conditions are compared whole."""
+    stored = stored or {}
+    for k, v in wanted.items():
+        if v is None:
+            if stored.get(k) is not None:
+                return True
+        elif stored.get(k) != v:
+            return True
+    return False
+
+
+def applied(wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The status object to apply (server-side apply of the whole status): ``wanted`` without the
+    keys wanted absent. Fields the operator applied before and leaves out now are removed by the
+    server, since the operator's field manager owns them."""
+    return {k: v for k, v in wanted.items() if v is not None}
 
 
 def priority(status: dict[str, Any]) -> int:
@@ -90,7 +108,7 @@ class StatusWriter:
         #: Set when the operator lost the right to write (close without drain): publish nothing more.
         self.frozen = False
 
-    def publish(self, target: Target, wanted: dict[str, Any] | None, event: Event | None = None) -> bool:
+    def publish(self, target: Writable, wanted: dict[str, Any] | None, event: Event | None = None) -> bool:
         """Queue ``wanted`` (the whole rebuilt status; None values: absent) if it differs from the
         stored status, and ``event``. Returns whether anything was queued."""
         write = wanted is not None and differs(target.status, wanted)
@@ -109,12 +127,12 @@ class StatusWriter:
             box.task = asyncio.get_running_loop().create_task(self._drain(box), name=f"status {target.kind} {target.namespace}/{target.name}")
         return True
 
-    def writing(self, target: Target) -> bool:
+    def writing(self, target: Writable) -> bool:
         """Writes of ``target`` are queued or in flight (its stored status is about to change)."""
         box = self._outboxes.get((target.kind, target.namespace, target.name))
         return box is not None and box.task is not None and not box.task.done()
 
-    def _box(self, target: Target) -> _Outbox:
+    def _box(self, target: Writable) -> _Outbox:
         k = (target.kind, target.namespace, target.name)
         box = self._outboxes.get(k)
         if box is None:
@@ -145,7 +163,7 @@ class StatusWriter:
             if box.status is None and not box.events:
                 self._outboxes.pop((t.kind, t.namespace, t.name), None)
 
-    async def _apply(self, target: Target, status: dict[str, Any]) -> dict[str, Any] | None:
+    async def _apply(self, target: Writable, status: dict[str, Any]) -> dict[str, Any] | None:
         delay: float | None = None
         what = f"{target.kind} {target.namespace}/{target.name}"
         while True:

@@ -1,7 +1,7 @@
 """How each rollup job maps to downsampling (Elastic's rollup -> downsampling migration). Pure, no I/O.
 
 :func:`plan_job` takes a job's config (Elasticsearch's snake_case, as ``GET _rollup/job`` or
-:func:`rollup_operator.job.spec.config_to_es` gives it) and, optionally, what is known of its source
+:func:`rollup_operator.job.config.config_to_es` gives it) and, optionally, what is known of its source
 (:class:`SourceFacts`, read by ``rollup-operator migration-plan``) and returns the plan: verdict,
 blockers with reasons, dimensions, metrics, what has no counterpart, and the request bodies
 (``PUT _index_template``, ``PUT _ilm/policy`` with a ``downsample`` action, and the data stream

@@ -20,14 +20,8 @@ import math
 import re
 from typing import Any, Mapping
 
-from rollup_operator.job.observations import NOT_ELASTICSEARCH, UNAVAILABLE, UNEXPECTED_RESPONSE, Failure, JobObserved
+from rollup_operator.job.observations import JOB_STATES, NOT_ELASTICSEARCH, STAT_FIELDS, UNAVAILABLE, UNEXPECTED_RESPONSE, Failure, JobObserved
 
-JOB_STATES = frozenset({"started", "indexing", "stopping", "stopped", "aborting"})
-STAT_FIELDS = (
-    "pages_processed", "documents_processed", "rollups_indexed", "trigger_count",
-    "index_time_in_ms", "index_total", "index_failures", "search_time_in_ms",
-    "search_total", "search_failures", "processing_time_in_ms", "processing_total",
-)
 INT64_MAX, INT64_MIN = 2**63 - 1, -(2**63)
 #: Longest error ``type`` / ``reason`` (and description of a bad answer) put in status or events.
 MAX_TYPE, MAX_REASON = 80, 400
