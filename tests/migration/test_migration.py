@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.integration.support import condition
@@ -131,3 +133,42 @@ def test_guardrail_keeps_the_last_rollup_job_without_opt_in(cluster, emulator, o
     cluster.wait_gone("sensor-5m", timeout=30)
     assert "sensor-5m" not in emu.job_ids()
     assert "sensor-rollup" in emu.cluster.indices.indices  # the rollup index stays queryable
+
+
+@pytest.mark.parametrize("cleanup", ["Retain", "Delete"])
+def test_deleting_before_the_cut_over_leaves_the_job_and_by_policy_keeps_or_removes_what_it_made(
+        cluster, emulator, operator, migration_crd, cleanup):
+    emu = emulator("8.17.0", auto_trigger=False)
+    operator()
+    setup_job(cluster, emu)
+    migration(cluster, "del", approved=True, cleanupPolicy=cleanup)
+    obj = wait_phase(cluster, "del", "Provisioned")
+    assert ("rollup.esops.dev/migration-cleanup" in (obj["metadata"].get("finalizers") or [])) == (cleanup == "Delete")
+    cluster.delete("del", plural="rollupmigrations")
+    deadline = time.monotonic() + 20
+    while cluster.exists("del", "rollupmigrations") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not cluster.exists("del", "rollupmigrations")
+    indices = emu.cluster.indices
+    assert ("sensor-5m-downsampling" in indices.composable) == (cleanup == "Retain")
+    # the policy is in use by the data stream's write index: Elasticsearch refuses its deletion, so it stays
+    assert "sensor-5m-downsampling" in indices.ilm_policies
+    assert TARGET in indices.data_streams  # data streams and their data are never deleted
+    assert emu.job_state("sensor-5m") == "started" and cluster.get("sensor-5m")["spec"]["desiredState"] == "started"
+    if cleanup == "Delete":
+        cluster.wait_events("del", "CleanupIncomplete", timeout=10)
+
+
+@pytest.mark.parametrize("version", ["9.1.0"])
+def test_9x_migrates_with_deprecation_warnings_on_every_rollup_call(cluster, emulator, operator, migration_crd, kubectl, version):
+    emu = emulator(version, auto_trigger=False)
+    operator()
+    setup_job(cluster, emu)
+    migration(cluster, "m9", approved=True, cutOver={"approved": True})
+    wait_phase(cluster, "m9", "Provisioned")
+    run_side_by_side(emu, "sensor-5m", window_start())
+    kubectl("wait", "--for=condition=Ready", "rollupmigration/m9", "-n", cluster.ns, "--timeout=60s")
+    obj = get(cluster, "m9")
+    assert obj["status"]["verification"]["agree"] is True and obj["status"]["serverVersion"] == version
+    assert emu.job_state("sensor-5m") == "stopped"
+    assert any(r.path.endswith("/_rollup_search") for r in emu.requests())

@@ -21,7 +21,7 @@ from rollup_operator.engine.connection import Connection
 from rollup_operator.engine.elasticsearch.rollup_api import classify
 from rollup_operator.job.spec import API_VERSION
 from rollup_operator.kube.client import Kube, KubeError
-from rollup_operator.kube.events import rfc3339
+from rollup_operator.timefmt import rfc3339
 from rollup_operator.migration import engine, kube_io, phases, status as mstatus
 from rollup_operator.migration.spec import FINALIZER, MIGRATION_KIND, MigrationSpec, migration_spec
 

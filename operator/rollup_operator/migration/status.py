@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from rollup_operator.job import conditions as cond
+from rollup_operator.job.status import (READY_CONDITION, RECONCILING_CONDITION, STALLED_CONDITION, condition,
+                                         get_condition, merge_conditions)
 from rollup_operator.migration.phases import PHASES, READY, RECONCILING, STALLED, Decision
 
 Event = tuple[str, str, str]  # (type, reason, message)
@@ -43,15 +44,15 @@ def build(generation: int, d: Decision, previous: Mapping[str, Any], now: str, *
         phases.append(entry)
     ready_msg = d.message or (f"awaiting {d.awaiting}" if d.awaiting else f"phase {d.phase or 'none'} reached")
     wanted = [
-        cond.condition(cond.READY, d.state == READY, d.reason or "InProgress", ready_msg, generation),
-        cond.condition(cond.RECONCILING, d.state == RECONCILING, d.reason or "InProgress", ready_msg, generation),
-        cond.condition(cond.STALLED, d.state == STALLED, d.reason or "NotStalled", ready_msg if d.state == STALLED else "", generation),
-    ] + [cond.condition(name, True, name, f"{name} reached", generation) for name in PHASES[: reached + 1]]
+        condition(READY_CONDITION, d.state == READY, d.reason or "InProgress", ready_msg, generation),
+        condition(RECONCILING_CONDITION, d.state == RECONCILING, d.reason or "InProgress", ready_msg, generation),
+        condition(STALLED_CONDITION, d.state == STALLED, d.reason or "NotStalled", ready_msg if d.state == STALLED else "", generation),
+    ] + [condition(name, True, name, f"{name} reached", generation) for name in PHASES[: reached + 1]]
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "phase": d.phase or "Pending",
         "phases": phases,
-        "conditions": cond.merge(previous.get("conditions"), wanted, now),
+        "conditions": merge_conditions(previous.get("conditions"), wanted, now),
         "message": ready_msg[:32768],
     }
     if d.awaiting:
@@ -69,7 +70,7 @@ def transitions(previous: Mapping[str, Any], status: Mapping[str, Any], d: Decis
     (Stalled, or awaiting an approval); none while nothing changed."""
     before = _index(previous.get("phase"))
     after = _index(status.get("phase"))
-    prev_reason = (cond.get(previous.get("conditions"), cond.READY) or {}).get("reason")
+    prev_reason = (get_condition(previous.get("conditions"), READY_CONDITION) or {}).get("reason")
     out: list[Event] = [("Normal", PHASES[i], d.message if i == after and d.state == READY else f"{PHASES[i]} reached")
                         for i in range(before + 1, after + 1)]
     if d.state == STALLED and prev_reason != d.reason:
