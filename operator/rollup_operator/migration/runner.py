@@ -22,7 +22,7 @@ from rollup_operator.engine.elasticsearch.rollup_api import classify
 from rollup_operator.job.spec import API_VERSION
 from rollup_operator.kube.client import Kube, KubeError
 from rollup_operator.timefmt import rfc3339
-from rollup_operator.migration import engine, kube_io, phases, status as mstatus
+from rollup_operator.migration import engine, kube_io, metrics as mmetrics, phases, status as mstatus
 from rollup_operator.migration.spec import FINALIZER, MIGRATION_KIND, MigrationSpec, migration_spec
 
 log = logging.getLogger("rollup_operator")
@@ -57,6 +57,9 @@ class Migrations:
         self.wakes: dict[Key, asyncio.Event] = {}
         self.tasks: dict[Key, asyncio.Task[None]] = {}
         self.closing = False
+        #: per migration: (the phase being worked on, state, since) for the metrics (migration/metrics.py)
+        self.records: dict[Key, tuple[str, str, float]] = {}
+        mmetrics.track(self)
 
     def on_event(self, etype: str | None, body: dict[str, Any]) -> None:
         meta = body.get("metadata") or {}
@@ -66,6 +69,7 @@ class Migrations:
             if task:
                 task.cancel()
             self.bodies.pop(key, None)
+            self.records.pop(key, None)
             self.seen.pop(key, None)
             self.wakes.pop(key, None)
             return
@@ -115,6 +119,7 @@ class Migrations:
             await self._finalize(spec, prev)
             return False
         if prev.get("phase") == "CutOver" and prev.get("observedGeneration") == spec.generation:
+            self.records.setdefault((spec.namespace, spec.name), ("CutOver", phases.READY, time.time()))
             return False  # done; nothing more to do or to write
         extra: dict[str, Any] = {}
         try:
@@ -133,9 +138,17 @@ class Migrations:
         new = mstatus.build(spec.generation, d, prev, now, **extra)
         if _differs(prev, new):
             await kube_io.apply_status(self.kube, spec.namespace, spec.name, new)
+        self._record(spec, new, d)
         for ev in mstatus.transitions(prev, new, d):
             await self._event(spec, ev)
         return d.poll
+
+    def _record(self, spec: MigrationSpec, status: Mapping[str, Any], d: phases.Decision) -> None:
+        working = next((p["name"] for p in status.get("phases") or [] if p.get("status") != "True"), "CutOver")
+        key = (spec.namespace, spec.name)
+        old = self.records.get(key)
+        since = old[2] if old is not None and old[0] == working else time.time()
+        self.records[key] = (working, d.state, since)
 
     async def _decide(self, spec: MigrationSpec, prev: Mapping[str, Any]) -> tuple[phases.Decision, dict[str, Any]]:
         extra: dict[str, Any] = {}

@@ -22,13 +22,30 @@ def _index(phase: str | None) -> int:
     return PHASES.index(phase) if phase in PHASES else -1
 
 
+_DONE = {
+    "Approved": "approved (spec.approved, or the annotation rollup.esops.dev/approve)",
+    "Provisioned": "the index template (simulated first) and the ILM policy are current, and the data stream's write index uses the policy",
+    "RunningSideBySide": "the rollup index and the downsampled indices cover an overlapping window (status.coverage)",
+    "Verified": "the rollup search and the downsampled indices agree within the tolerance (status.verification)",
+}
+
+
+def _done_message(name: str, d: Decision) -> str:
+    if name == "Planned":
+        return str((d.plan or {}).get("summary") or "planned")
+    if name == "CutOver":
+        return d.message or "cut over"
+    return _DONE.get(name, name)
+
+
 def build(generation: int, d: Decision, previous: Mapping[str, Any], now: str, **extra: Any) -> dict[str, Any]:
     prev_phases = {p.get("name"): p for p in previous.get("phases") or []}
     reached = _index(d.phase)
     phases: list[dict[str, Any]] = []
     for name in PHASES[: reached + 1]:
         old = prev_phases.get(name) or {}
-        entry = {"name": name, "status": "True", "reason": name, "message": old.get("message") or f"{name}",
+        done = old.get("message") if old.get("status") == "True" else None
+        entry = {"name": name, "status": "True", "reason": name, "message": done or _done_message(name, d),
                  "startedAt": old.get("startedAt") or now,
                  "completedAt": old.get("completedAt") if old.get("status") == "True" and old.get("completedAt") else now}
         if old.get("created"):
