@@ -100,7 +100,7 @@ def test_a_hundred_migrations_at_once(cluster, emulator, operator, migration_crd
 
     print(f"\n{N} RollupMigrations on one 8.17 emulator, one operator process (poll 2 s)\n")
     print("| phase | wall time | Elasticsearch calls | per migration |\n| --- | --- | --- | --- |")
-    for (label, a, b), (phase, rs) in zip(marks, reqs.items()):
+    for (label, a, b), rs in zip(marks, reqs.values()):
         print(f"| {label} | {b - a:.1f} s | {len(rs)} | {len(rs) / N:.1f} |")
     for phase, rs in reqs.items():
         by = collections.Counter(_api(r.method, r.path) for r in rs)

@@ -307,3 +307,12 @@ def test_a_stall_is_one_warning_and_ready_true_only_after_the_cut_over():
     assert {c["type"]: c["status"] for c in st["conditions"]}["Stalled"] == "True"
     assert ("Warning", "LastRollupJob", d.message) in mstatus.transitions({}, st, d)
     assert mstatus.transitions(st, mstatus.build(2, d, st, "T3"), d) == []
+
+
+def test_once_provisioned_at_this_generation_the_provisioning_is_not_read_again():
+    s = mspec(approved=True)
+    plan = effective_plan(CONFIG, s, "sensor-5m")
+    o = Observed(job=JOB, frozen_plan=plan, trust_provisioned=True)
+    d = decide(s, o)
+    assert d.phase == "Provisioned" and d.observe == "coverage"
+    assert decide(s, replace(o, trust_provisioned=False)).observe == "provisioning"  # a new generation: read and check again

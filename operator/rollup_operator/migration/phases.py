@@ -37,6 +37,8 @@ class Observed:
     verification: Mapping[str, Any] | None = None
     rollup_jobs: int | None = None  # jobs on the cluster (GET _rollup/job/_all)
     rollupjob: Mapping[str, Any] | None = None  # the RollupJob (jobRef), {} if gone
+    #: provisioned at this generation already (status): not read again on every poll
+    trust_provisioned: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,9 +144,10 @@ def decide(spec: MigrationSpec, o: Observed) -> Decision:
             return replace(d, observe="simulate")
         if not o.simulated.get("ok"):
             return replace(d, state=STALLED, reason="TemplateRejected", message=str(o.simulated.get("message")), poll=True)
-    if o.provisioning is None:
+    if o.provisioning is None and not o.trust_provisioned:
         return replace(d, observe="provisioning")
-    p = o.provisioning
+    p = o.provisioning if o.provisioning is not None else {"template": plan["indexTemplate"], "policy": plan["ilmPolicy"]["policy"],
+                                                           "dataStream": {"writeIndexPolicy": plan["resourceName"]}}
     for kind, key in (("index template", "template"), ("ILM policy", "policy")):
         if _owned_by_other(p.get(key), spec):
             who = ((p.get(key) or {}).get("_meta") or {}).get("migration")

@@ -182,7 +182,8 @@ class Migrations:
             frozen_plan=prev.get("plan") if reached >= phases.PHASES.index("Provisioned") else None,
             verified=prev.get("verification") if reached >= phases.PHASES.index("Verified") else None,
             coverage=prev.get("coverage") if reached >= phases.PHASES.index("Verified") else None,
-            rollupjob=rj)
+            rollupjob=rj,
+            trust_provisioned=reached >= phases.PHASES.index("Provisioned") and prev.get("observedGeneration") == spec.generation)
         created = list(prev.get("created") or [])
         for _ in range(24):
             d = phases.decide(spec, o)
