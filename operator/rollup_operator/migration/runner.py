@@ -195,7 +195,9 @@ class Migrations:
                     if what and not any(f"{c.get('kind')}/{c.get('name')}" == what for c in created):
                         kind, _, name = what.partition("/")
                         created.append({"kind": kind, "name": name})
-                o = replace(o, job=None, provisioning=None, rollupjob=None if spec.job_ref else o.rollupjob)
+                provisioned = any(a in ("put_policy", "put_template", "create_data_stream", "rollover") for a, _ in d.actions)
+                o = replace(o, job=None, provisioning=None if provisioned else o.provisioning,
+                            rollupjob=None if spec.job_ref else o.rollupjob)
                 if any(a == "add_finalizer" for a, _ in d.actions):
                     spec = replace(spec, finalizers=(*spec.finalizers, FINALIZER))
             else:
