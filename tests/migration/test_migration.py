@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import time
 
 import pytest
@@ -172,3 +173,38 @@ def test_9x_migrates_with_deprecation_warnings_on_every_rollup_call(cluster, emu
     assert obj["status"]["verification"]["agree"] is True and obj["status"]["serverVersion"] == version
     assert emu.job_state("sensor-5m") == "stopped"
     assert any(r.path.endswith("/_rollup_search") for r in emu.requests())
+
+
+@pytest.mark.parametrize("restart_at", ["Planned", "Provisioned", "Verified", "Stopping"])
+def test_a_killed_operator_resumes_in_each_phase(cluster, emulator, operator, migration_crd, restart_at):
+    emu = emulator("8.17.0", auto_trigger=False)
+    procs = [operator()]
+    setup_job(cluster, emu)
+
+    def restart_if(phase: str) -> None:
+        if phase == restart_at:
+            procs[-1].kill()  # SIGKILL: no graceful stop, nothing flushed
+            procs.append(operator())
+
+    migration(cluster, "k")
+    wait_phase(cluster, "k", "Planned", reason="AwaitingApproval")
+    restart_if("Planned")
+    cluster.patch("k", {"spec": {"approved": True}}, plural="rollupmigrations")
+    wait_phase(cluster, "k", "Provisioned")
+    restart_if("Provisioned")
+    run_side_by_side(emu, "sensor-5m", window_start())
+    wait_phase(cluster, "k", "Verified", reason="AwaitingCutOverApproval")
+    restart_if("Verified")
+    emu.set_job_timing("sensor-5m", stop_delay=3.0)  # the stop takes a while: a restart lands in the middle of it
+    cluster.patch("k", {"spec": {"cutOver": {"approved": True}}}, plural="rollupmigrations")
+    if restart_at == "Stopping":
+        cluster.wait("k", lambda o: condition(o, "Ready").get("reason") == "Stopping", 30, "Stopping", plural="rollupmigrations")
+    restart_if("Stopping")
+    obj = wait_phase(cluster, "k", "CutOver", timeout=60)
+    assert condition(obj, "Ready")["status"] == "True" and emu.job_state("sensor-5m") == "stopped"
+    puts = collections.Counter(r.path for r in emu.requests() if r.method == "PUT" and not r.path.startswith("/_rollup"))
+    assert puts == {"/_ilm/policy/sensor-5m-downsampling": 1, "/_index_template/sensor-5m-downsampling": 1,
+                    f"/_data_stream/{TARGET}": 1}, puts  # every phase idempotent: nothing made twice
+    reasons = cluster.event_reasons("k")
+    for phase in ("Planned", "Approved", "Provisioned", "RunningSideBySide", "Verified", "CutOver"):
+        assert reasons.count(phase) == 1, reasons  # one Event per phase, across the restart
