@@ -176,3 +176,25 @@ def test_rollup_search_answers_from_the_rollup_documents_and_refuses_what_the_jo
     assert "size: 0" in str(e.value)
     with pytest.raises(elasticsearch.BadRequestError):
         es.rollup.rollup_search(index="src", size=0, aggregations=aggs)  # no rollup index named
+
+
+def test_the_control_api_drives_a_migration_from_another_process(emu, es):
+    import json
+    import urllib.request
+
+    def post(path, body):
+        req = urllib.request.Request(f"{emu.url}/_emulator/{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as r:
+            return json.loads(r.read())
+
+    make_stream(es)
+    assert set(post("docs/metrics-x", {"docs": docs(base_ms())})["indices"]) == {
+        es.indices.get_data_stream(name="metrics-x").body["data_streams"][0]["indices"][0]["index_name"]}
+    assert [s["step"] for s in post("ilm/_run", {"advance": "2d"})["steps"]] == ["rollover", "downsample"]
+    emu.create_index("src", {"properties": {"@timestamp": {"type": "date"}, "cpu": {"type": "double"}}})
+    emu.add_job("j", {"index_pattern": "src", "rollup_index": "r",
+                      "groups": {"date_histogram": {"field": "@timestamp", "fixed_interval": "5m"}},
+                      "metrics": [{"field": "cpu", "metrics": ["max"]}]})
+    post("docs/src", {"docs": [{"@timestamp": base_ms(), "cpu": 1.0}]})
+    assert post("jobs/j/_rollup_now", {}) == {"documents": 1}
