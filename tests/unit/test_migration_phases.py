@@ -316,3 +316,8 @@ def test_once_provisioned_at_this_generation_the_provisioning_is_not_read_again(
     d = decide(s, o)
     assert d.phase == "Provisioned" and d.observe == "coverage"
     assert decide(s, replace(o, trust_provisioned=False)).observe == "provisioning"  # a new generation: read and check again
+
+
+def test_a_rollupjob_deleted_before_the_cut_over_is_stopped_on_the_server_directly():
+    s = mspec(approved=True, cutOver={"approved": True})
+    assert decide(s, replace(verified(s), rollupjob={})).actions == (("stop_job", None),)

@@ -213,7 +213,7 @@ def _cut_over(spec: MigrationSpec, o: Observed, d: Decision) -> Decision:
         desired = ((o.rollupjob or {}).get("spec") or {}).get("desiredState")
         if spec.job_ref and desired != "stopped" and o.rollupjob:
             return replace(d, actions=(("stop_rollupjob", spec.job_ref),))
-        if not spec.job_ref:
+        if not spec.job_ref or not o.rollupjob:  # no RollupJob (spec.jobId, or it was deleted): stop it directly
             return replace(d, actions=(("stop_job", None),))
         return replace(d, awaiting="the rollup job to stop", poll=True, message="cutting over: stopping the rollup job",
                        reason="Stopping")

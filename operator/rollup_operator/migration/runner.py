@@ -188,10 +188,12 @@ class Migrations:
         for _ in range(24):
             d = phases.decide(spec, o)
             if d.observe:
-                o = await self._observe(d.observe, es, conn, spec, str(job_id), d.plan, o, extra)
+                async with conn.slots:  # the connection's spec.maxConcurrentRequests, shared with its jobs
+                    o = await self._observe(d.observe, es, conn, spec, str(job_id), d.plan, o, extra)
             elif d.actions:
                 for action, arg in d.actions:
-                    what = await self._act(action, arg, es, spec, str(job_id), d.plan)
+                    async with conn.slots:
+                        what = await self._act(action, arg, es, spec, str(job_id), d.plan)
                     if what and not any(f"{c.get('kind')}/{c.get('name')}" == what for c in created):
                         kind, _, name = what.partition("/")
                         created.append({"kind": kind, "name": name})
