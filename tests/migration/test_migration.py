@@ -208,3 +208,26 @@ def test_a_killed_operator_resumes_in_each_phase(cluster, emulator, operator, mi
     reasons = cluster.event_reasons("k")
     for phase in ("Planned", "Approved", "Provisioned", "RunningSideBySide", "Verified", "CutOver"):
         assert reasons.count(phase) == 1, reasons  # one Event per phase, across the restart
+
+
+def test_a_server_job_without_a_rollupjob_is_migrated_and_stopped_directly(cluster, emulator, operator, migration_crd):
+    from .support import LEGACY, LEGACY_MAPPINGS
+
+    emu = emulator("8.17.0", auto_trigger=False)
+    emu.create_index(LEGACY, LEGACY_MAPPINGS)
+    es_config = {"index_pattern": "metrics-sensor*", "rollup_index": "sensor-rollup", "cron": "0 0 0 1 1 ?", "page_size": 1000,
+                 "groups": {"date_histogram": {"field": "@timestamp", "fixed_interval": "5m"}, "terms": {"fields": ["host", "sensor"]}},
+                 "metrics": [{"field": "temperature", "metrics": ["min", "max", "sum", "value_count", "avg"]},
+                             {"field": "requests_total", "metrics": ["min", "max", "sum", "value_count", "avg"]}]}
+    emu.add_job("by-hand", es_config, state="started")
+    cluster.connection("es", emu.url)
+    operator()
+    cluster._create("rollupmigrations", "RollupMigration", "direct",
+                    {"jobId": "by-hand", "connectionRef": {"name": "es"}, "targetDataStream": TARGET, "approved": True,
+                     "cutOver": {"approved": True}})
+    wait_phase(cluster, "direct", "Provisioned")
+    run_side_by_side(emu, "by-hand", window_start())
+    obj = wait_phase(cluster, "direct", "CutOver", timeout=60)
+    assert obj["status"]["jobId"] == "by-hand" and obj["status"]["verification"]["agree"] is True
+    assert emu.job_state("by-hand") == "stopped"
+    assert any(r.method == "POST" and r.path == "/_rollup/job/by-hand/_stop" for r in emu.requests())
