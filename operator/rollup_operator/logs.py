@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from typing import Any
 
 _CONTEXT = ("job", "namespace", "connection")
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
+        out: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -46,7 +47,7 @@ def setup(fmt: str = "text", level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # The transports log every request at INFO; keep them for debugging only.
     # httpx2 (lightkube's) would also log every Kubernetes request with its status, e.g. a Secret's 404 vs 200:
-    # an existence oracle in the log (README "Multi-tenancy").
+    # an existence oracle in the log (docs/security.md).
     for noisy in ("elastic_transport.transport", "urllib3", "kubernetes", "httpx2", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if level.upper() != "DEBUG":

@@ -1,4 +1,4 @@
-"""Prometheus collectors. Every metric the operator exports is defined here and documented in the README."""
+"""Prometheus collectors. Every metric the operator exports is defined here and documented in docs/operations.md."""
 
 from __future__ import annotations
 

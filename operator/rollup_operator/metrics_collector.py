@@ -8,7 +8,7 @@ Each object counts once per condition type (Ready, Reconciling, Stalled), so sum
 ``status`` and ``reason`` one type gives the number of objects. An object whose stored status has
 no condition of a type yet (no pass has written it) counts as ``status="Unknown"``, ``reason=""``,
 as the Kubernetes conventions read a missing condition. The reasons are the operator's own
-(README "Condition reasons"): the status subresource is written by the operator only, so the
+(docs/reference/conditions.md): the status subresource is written by the operator only, so the
 label's values are that bounded set, and there is no per-object label (``kubectl get rj -A`` says which).
 """
 
@@ -45,7 +45,7 @@ def _conditions_family(name: str, what: str, statuses: Iterable[Mapping[str, Any
     g = GaugeMetricFamily(
         name,
         f"{what} by their stored status conditions: type (Ready, Reconciling, Stalled), status (True, False, "
-        "Unknown: not written yet) and reason (README 'Condition reasons'). Each object counts once per type.",
+        "Unknown: not written yet) and reason (docs/reference/conditions.md). Each object counts once per type.",
         labels=["type", "status", "reason"],
     )
     for (type_, status, reason), n in sorted(condition_counts(statuses).items()):

@@ -4,7 +4,7 @@
 lock file, under ``~/.cache/rollup-operator/npm-<hash>`` (``$ROLLUP_HARNESS_CACHE`` moves it). A
 file lock keeps two processes from installing at once; the install runs in a temporary directory
 that is renamed into place only when ``npm ci`` succeeded, so a broken install is never reused.
-The cold install time is written beside it (``install-seconds``). Measured cold: see README.
+The cold install time is written beside it (``install-seconds``).
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Scale benchmark: the operator against a thousand RollupJobs (``python -m tests.bench``; see README.md)."""
+"""Scale benchmark: the operator against a thousand RollupJobs (``python -m tests.bench``; see tests/bench/README.md and docs/benchmarks.md)."""

@@ -39,7 +39,7 @@ def seed_workload(c: Cluster) -> None:
     c.kubectl("create", "namespace", NS)
     c.kubectl("-n", NS, "create", "secret", "generic", "es-rollup-credentials", "--type=kubernetes.io/basic-auth",
               f"--from-literal=username={OPERATOR_USER}", f"--from-literal=password={c.es.operator_password}")
-    # A connection may only use Secrets that opt in (README, Multi-tenancy).
+    # A connection may only use Secrets that opt in (docs/security.md).
     c.kubectl("-n", NS, "label", "secret", "es-rollup-credentials", "rollup.esops.dev/credentials=true")
     docs = list(yaml.safe_load_all((HERE / "rollupjobs.yaml").read_text()))
     for d in docs:

@@ -174,5 +174,5 @@ def test_logs_are_json_lines_without_secret_values(workload):
     assert not [ln for ln in lines if secret in ln]
     for what in (("-n", NS, "events"), ("-n", NS, "rollupjobs,elasticsearchconnections")):
         assert secret not in c.kubectl("get", *what, "-o", "json").stdout
-    if hasattr(c, "node"):  # the figures the README quotes
+    if hasattr(c, "node"):  # the figures docs/development.md quotes
         print("\n[e2e] RSS MB:", {k: round(v / 2**20) for k, v in c.node.rss().items() if v})

@@ -1,5 +1,5 @@
 """Failover of the two replicas of manifests/ (Lease leader election, RollingUpdate) on a real
-cluster, each with a job in the middle of a stop that is being retried (README, High availability):
+cluster, each with a job in the middle of a stop that is being retried (docs/high-availability.md):
 
 1. ``kubectl delete pod`` of the leader (the Deployment's grace period),
 2. the same with ``--grace-period=0 --force``,

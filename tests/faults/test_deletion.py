@@ -50,7 +50,11 @@ def test_delete_waits_for_stopped_through_repeated_stop_timeouts(cluster, emulat
         after_delete = [n for t, j, _, n in log.events if j == "dx" and t > t_delete]
         assert after_delete == ["stopping", "stopped", "aborting"], after_delete  # aborting: the DELETE itself
         # the object was there, with the finalizer, every time it changed before the DELETE was answered
-        before = [(t, o) for t, o in w.statuses("dx", since=t_delete) if t < d.timestamp + d.duration]
+        # (from the first change that shows the deletion: a change made before it can reach the
+        # watch after t_delete under load)
+        seen = w.statuses("dx", since=t_delete)
+        first = next(t for t, o in seen if o["metadata"].get("deletionTimestamp"))
+        before = [(t, o) for t, o in seen if first <= t < d.timestamp + d.duration]
         assert before and all(o["metadata"].get("finalizers") == [FINALIZER] for _, o in before)
         assert all(o["metadata"].get("deletionTimestamp") for _, o in before)
         assert gone > d.timestamp + d.duration - 0.01, f"object gone {d.timestamp - gone:.3f}s before the DELETE answer"

@@ -5,7 +5,7 @@ kube-scheduler, kubelet and kube-proxy (one binary from tests/node), containerd 
 bridge/host-local/portmap plugins (Debian packages). Images come from tests/harness/images.py and
 are imported into containerd (no registry: Pods use ``imagePullPolicy: Never``).
 
-    with LocalNode() as node:            # ~1 min from cache; see the README for cold figures
+    with LocalNode() as node:            # ~1 min from cache; see docs/development.md for cold figures
         node.kubectl("get", "nodes")
         node.admin_kubeconfig, node.images["operator"].name
 

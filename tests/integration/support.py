@@ -51,8 +51,8 @@ class Cluster:
 
     # --- objects --------------------------------------------------------------------------
     def secret(self, name: str, data: dict[str, str], *, allowed: bool = True, raw: dict[str, bytes] | None = None) -> None:
-        """A Secret; ``allowed`` adds the opt-in label rollup.esops.dev/credentials: "true" (README
-        "Multi-tenancy"); ``raw`` adds values as exact bytes (base64 ``data``), e.g. non-UTF-8."""
+        """A Secret; ``allowed`` adds the opt-in label rollup.esops.dev/credentials: "true"
+        (docs/security.md); ``raw`` adds values as exact bytes (base64 ``data``), e.g. non-UTF-8."""
         import base64
 
         labels = {"rollup.esops.dev/credentials": "true"} if allowed else None

@@ -120,7 +120,7 @@ def test_missing_rbac_verb_fails_loudly(cluster, emulator, apiserver, kube_admin
 
 
 def test_manifests_rbac_is_exactly_what_the_operator_uses(kubectl, installed):
-    """The ClusterRole grants only the verbs the README lists; nothing cluster-wide beyond them."""
+    """The ClusterRole grants only the verbs docs/operations.md lists; nothing cluster-wide beyond them."""
     role = json.loads(kubectl("get", "clusterrole", "rollup-operator", "-o", "json").stdout)
     granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
     expected = {("rollup.esops.dev", "rollupjobs", v) for v in ("get", "list", "watch", "patch", "delete")}

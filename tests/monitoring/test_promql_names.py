@@ -114,7 +114,7 @@ def test_expression_names_only_scraped_metrics_and_labels(promql, scrape, where,
 
 def test_dashboard_structure():
     """What is checked without Grafana's schema (not published on our registries as JSON Schema):
-    the fields Grafana needs to import the dashboard and the panels the README promises."""
+    the fields Grafana needs to import the dashboard and the panels docs/operations.md promises."""
     d = dashboard()
     assert d["uid"] == "rollup-operator" and d["title"] and isinstance(d["schemaVersion"], int)
     ids = [p["id"] for p in d["panels"]]

@@ -1,4 +1,4 @@
-"""The decision table, one test per rule (README: "How a RollupJob is reconciled")."""
+"""The decision table, one test per rule (docs/reconciliation.md, "The decision rules")."""
 
 import pytest
 

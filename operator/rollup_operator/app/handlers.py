@@ -50,18 +50,18 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     # call copies them. A job's pass, requeue timer and status writes would each keep the body of
     # the watch event that started them alive; a thousand jobs flipped at once kept ~25 MiB so.
     @kopf.on.event(GROUP, VERSION, CONNECTION_PLURAL, registry=registry)
-    async def connection_event(event: dict[str, Any], **_: Any) -> None:
+    async def connection_event(event: kopf.RawEvent, **_: Any) -> None:
         contextvars.Context().run(controller.on_connection_event, event.get("type"), dict(event["object"]))
 
     @kopf.on.event(GROUP, VERSION, JOB_PLURAL, registry=registry)
-    async def job_event(event: dict[str, Any], **_: Any) -> None:
+    async def job_event(event: kopf.RawEvent, **_: Any) -> None:
         contextvars.Context().run(controller.on_job_event, event.get("type"), dict(event["object"]))
 
     # RollupMigrations (migration/runner.py): their own task each, on the controller's connections.
     migrations = Migrations(controller.kube, controller.connection)
 
     @kopf.on.event(GROUP, VERSION, MIGRATION_PLURAL, registry=registry)
-    async def migration_event(event: dict[str, Any], **_: Any) -> None:
+    async def migration_event(event: kopf.RawEvent, **_: Any) -> None:
         contextvars.Context().run(migrations.on_event, event.get("type"), dict(event["object"]))
 
     @kopf.on.cleanup(registry=registry)

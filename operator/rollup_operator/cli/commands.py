@@ -1,5 +1,5 @@
-"""Subcommands beside ``run``: ``export`` and ``migration-plan`` (see README "Bringing existing jobs
-under management" and "Moving to downsampling")."""
+"""Subcommands beside ``run``: ``export`` and ``migration-plan`` (see docs/adoption.md and
+docs/migration.md)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from typing import Any
 from rollup_operator.job.config import InvalidSpec
 from rollup_operator.job.spec import connection_spec_from_body
 
-#: exit codes (documented in README "Bringing existing jobs under management")
+#: exit codes (documented in docs/adoption.md)
 EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNAUTHORIZED, EXIT_FORBIDDEN, EXIT_NOT_ES, EXIT_EXPORT, EXIT_KUBE = 2, 3, 4, 5, 6, 7, 8
 
 

@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--kube-writers", type=int, default=16, metavar="N",
                      help="status writes to the Kubernetes API in flight at once (Events: a quarter of it, at least 2); "
                           "under a backlog, statuses that end a transition go first")
-    le = run.add_argument_group("leader election (see the README, High availability)")
+    le = run.add_argument_group("leader election (see docs/high-availability.md)")
     le.add_argument("--leader-elect", action="store_true",
                     help="act only while holding a coordination.k8s.io Lease; other replicas stand by")
     le.add_argument("--leader-election-namespace", metavar="NS", default=None,

@@ -1,6 +1,6 @@
 """The Secrets an ElasticsearchConnection names: read, checked, and turned into client arguments.
 
-Rules (README "Multi-tenancy"):
+Rules (docs/security.md):
 
 * **Opt-in.** A Secret is used only if it carries the label ``rollup.esops.dev/credentials: "true"``.
   Whoever may create ElasticsearchConnections in a namespace could otherwise make the operator send
@@ -50,7 +50,7 @@ _PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
 
 @dataclass(frozen=True)
 class Credentials:
-    kwargs: dict  # keyword arguments for AsyncElasticsearch (basic_auth, api_key, ssl_context...)
+    kwargs: dict[str, Any]  # keyword arguments for AsyncElasticsearch (basic_auth, api_key, ssl_context...)
     fingerprint: str  # changes when the spec or a used Secret value changes
 
 
@@ -152,7 +152,7 @@ async def resolve(spec: ConnectionSpec, get_secret: SecretGetter) -> Credentials
     def where(ref: SecretKeyRef) -> str:
         return f"Secret {spec.namespace}/{ref.name} key {ref.key!r}"
 
-    kwargs: dict = {}
+    kwargs: dict[str, Any] = {}
     digest = hashlib.sha256(repr(spec).encode())
     if spec.username and spec.password:
         user, pw = value(spec.username), value(spec.password)

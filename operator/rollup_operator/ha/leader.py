@@ -19,7 +19,7 @@ The algorithm is client-go's (tools/leaderelection), written anew for asyncio:
   so a standby takes over on its next attempt.
 
 :class:`Elector` knows only a :class:`LeaseStore`; :mod:`.lease_store` is the Kubernetes one.
-Why not a library: see the README, "High availability".
+Why not a library: see docs/high-availability.md.
 """
 
 from __future__ import annotations
@@ -49,13 +49,13 @@ class LeaseConflict(LeaseError):
 
 
 class LeaseStore(Protocol):
-    async def get(self) -> tuple[dict, str] | None:
+    async def get(self) -> tuple[dict[str, Any], str] | None:
         """(spec, resourceVersion) of the Lease, or None if it does not exist."""
 
-    async def create(self, spec: dict) -> str:
+    async def create(self, spec: dict[str, Any]) -> str:
         """Create the Lease with this spec; returns its resourceVersion. LeaseConflict if it exists."""
 
-    async def update(self, spec: dict, resource_version: str) -> str:
+    async def update(self, spec: dict[str, Any], resource_version: str) -> str:
         """Replace the spec if the Lease is still at resource_version; LeaseConflict if not."""
 
 
@@ -92,7 +92,7 @@ class Elector:
         self.identity = identity
         self.timings = timings
         self.clock, self.wallclock, self.sleep = clock, wallclock, sleep
-        self.observed: dict | None = None  # the last Lease spec seen or written
+        self.observed: dict[str, Any] | None = None  # the last Lease spec seen or written
         self.observed_at = 0.0  # clock() when it was first seen
         self.resource_version: str | None = None
         self.last_error: str | None = None
@@ -109,7 +109,7 @@ class Elector:
         duration = (self.observed or {}).get("leaseDurationSeconds") or 0
         return self.observed_at + duration > now
 
-    def _observe(self, spec: dict, rv: str, now: float, *, changed: bool = True) -> None:
+    def _observe(self, spec: dict[str, Any], rv: str, now: float, *, changed: bool = True) -> None:
         if spec != self.observed:
             if self.observed is not None and spec.get("holderIdentity") != self.holder:
                 log.info("leader election: the Lease is now held by %r", spec.get("holderIdentity") or "(nobody)")
@@ -118,7 +118,7 @@ class Elector:
             self.observed_at = now
         self.resource_version = rv
 
-    def _spec(self, now_wall: str, acquire_time: str, transitions: int) -> dict:
+    def _spec(self, now_wall: str, acquire_time: str, transitions: int) -> dict[str, Any]:
         return {"holderIdentity": self.identity, "leaseDurationSeconds": math.ceil(self.timings.lease_duration),
                 "acquireTime": acquire_time, "renewTime": now_wall, "leaseTransitions": transitions}
 
@@ -128,6 +128,7 @@ class Elector:
         now, wall = self.clock(), self.wallclock()
         if self.is_leader() and self._valid(now) and self.resource_version:
             # Fast path: renew the record we wrote last, without reading it first.
+            assert self.observed is not None  # is_leader(): its holder (a non-empty identity) is in it
             spec = self._spec(wall, self.observed.get("acquireTime") or wall, self.observed.get("leaseTransitions") or 0)
             try:
                 self._observe(spec, await self.store.update(spec, self.resource_version), now)
@@ -174,6 +175,7 @@ class Elector:
         log.info("leader election: %s waiting to acquire the Lease", self.identity)
         while True:
             if await self._attempt(t.renew_deadline):
+                assert self.observed is not None  # a successful attempt observed the spec it wrote
                 metrics.LEADER.set(1)
                 metrics.LEADER_TRANSITIONS.inc()
                 log.info("leader election: %s acquired the Lease (transitions %s)",
@@ -212,6 +214,7 @@ class Elector:
         metrics.LEADER.set(0)
         if not self.is_leader():
             return False
+        assert self.observed is not None  # is_leader(): its holder (a non-empty identity) is in it
         spec = {**self.observed, "holderIdentity": "", "leaseDurationSeconds": 1,
                 "acquireTime": self.wallclock(), "renewTime": self.wallclock()}
 

@@ -15,7 +15,7 @@ import secrets
 import socket
 import uuid
 from pathlib import Path
-from typing import Any, Awaitable
+from typing import Any, Awaitable, cast
 
 import httpx2
 from lightkube import AsyncClient, KubeConfig
@@ -59,6 +59,12 @@ class KubeLeaseStore:
         self.namespace, self.name, self.timeout = namespace, name, timeout
         self.identity = identity
 
+    @property
+    def _api(self) -> Any:
+        """``api`` for create and replace. Any: lightkube 1.0.1's overloads of both omit ``namespace=`` for a
+        NamespacedResource (the implementation takes it), and DictMixin.from_dict is typed to return DictMixin."""
+        return cast(Any, self.api)
+
     async def close(self) -> None:
         await self.api.close()
 
@@ -79,27 +85,28 @@ class KubeLeaseStore:
         except Exception as e:  # noqa: BLE001 - httpx's many connection errors
             raise LeaseError(f"{what}: {type(e).__name__}: {e}") from None
 
-    def _lease(self, spec: dict, rv: str | None = None) -> Lease:
+    def _lease(self, spec: dict[str, Any], rv: str | None = None) -> Lease:
         meta = {"name": self.name, "namespace": self.namespace, **({"resourceVersion": rv} if rv else {})}
-        return Lease.from_dict({"apiVersion": LEASE_API, "kind": "Lease", "metadata": meta, "spec": spec})
+        # cast: lightkube 1.0.1 types DictMixin.from_dict as returning DictMixin, not the class it is called on
+        return cast(Lease, Lease.from_dict({"apiVersion": LEASE_API, "kind": "Lease", "metadata": meta, "spec": spec}))
 
     @staticmethod
     def _rv(obj: Lease) -> str:
         assert obj.metadata is not None and obj.metadata.resourceVersion is not None
         return obj.metadata.resourceVersion
 
-    async def get(self) -> tuple[dict, str] | None:
+    async def get(self) -> tuple[dict[str, Any], str] | None:
         obj = await self._call(f"GET leases/{self.name}", self.api.get(Lease, self.name, namespace=self.namespace), missing_ok=True)
         if obj is None:
             return None
         return dict(obj.to_dict().get("spec") or {}), self._rv(obj)
 
-    async def create(self, spec: dict) -> str:
-        obj = await self._call("POST leases", self.api.create(self._lease(spec), namespace=self.namespace), write="lease")
+    async def create(self, spec: dict[str, Any]) -> str:
+        obj = await self._call("POST leases", self._api.create(self._lease(spec), namespace=self.namespace), write="lease")
         return self._rv(obj)
 
-    async def update(self, spec: dict, resource_version: str) -> str:
-        obj = await self._call(f"PUT leases/{self.name}", self.api.replace(self._lease(spec, resource_version), namespace=self.namespace),
+    async def update(self, spec: dict[str, Any], resource_version: str) -> str:
+        obj = await self._call(f"PUT leases/{self.name}", self._api.replace(self._lease(spec, resource_version), namespace=self.namespace),
                                write="lease")
         return self._rv(obj)
 
@@ -110,7 +117,7 @@ class KubeLeaseStore:
                                         "rollup-operator", self.identity, rfc3339()))
         try:
             async with asyncio.timeout(timeout):
-                await self._call("POST events", self.api.create(ev, namespace=self.namespace), write="event")
+                await self._call("POST events", self._api.create(ev, namespace=self.namespace), write="event")
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - best effort

@@ -16,7 +16,7 @@ class InvalidSpec(ValueError):
 _METRICS = ("min", "max", "sum", "avg", "value_count")
 
 
-def config_to_es(cfg: Mapping[str, Any]) -> dict:
+def config_to_es(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Translate ``spec.config`` into the body of ``PUT _rollup/job/<id>`` (without ``id``)."""
     try:
         groups = cfg["groups"]
@@ -65,7 +65,7 @@ def config_differences(wanted: Mapping[str, Any], actual: Mapping[str, Any]) -> 
     """
     diffs: list[str] = []
 
-    def norm(d: Mapping[str, Any]) -> dict:
+    def norm(d: Mapping[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in d.items() if k != "id"}
         out.setdefault("timeout", "20s")
         g = {k: dict(v) if isinstance(v, Mapping) else v for k, v in (out.get("groups") or {}).items()}

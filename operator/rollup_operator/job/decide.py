@@ -1,6 +1,6 @@
 """The pure decision: desired spec + what we know of the server -> next action + verdict.
 
-Nothing here does I/O or reads a clock; time is passed in. Every rule in the README's
+Nothing here does I/O or reads a clock; time is passed in. Every rule in docs/reconciliation.md's
 "How a RollupJob is reconciled" table is one branch below, and ``tests/unit/test_decide.py``
 has one row per rule.
 

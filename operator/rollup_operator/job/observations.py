@@ -8,7 +8,7 @@ connection), and the pure decision consumes them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 # Job states as Elasticsearch reports them in GET _rollup/job (job_state).
 STARTED, INDEXING, STOPPING, STOPPED, ABORTING = "started", "indexing", "stopping", "stopped", "aborting"
@@ -30,8 +30,8 @@ class JobObserved:
     """The job exists on the server in ``state``."""
 
     state: str
-    stats: dict = field(default_factory=dict, compare=False, hash=False)
-    config: dict | None = field(default=None, compare=False, hash=False)
+    stats: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    config: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,8 @@ class Backoff:
         """Capped exponential delay before retry number ``attempt`` (1-based)."""
         if attempt <= 0:
             return 0.0
-        return min(self.maximum, self.initial * (2 ** (attempt - 1)))
+        factor: int = 2 ** (attempt - 1)  # attempt >= 1: an int (typeshed types int ** int as Any)
+        return min(self.maximum, self.initial * factor)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class JobSpec:
     backoff: Backoff = field(default_factory=Backoff)
     deletion_policy: str = "Retain"
     suspend: bool = False
-    config: dict | None = None  # Elasticsearch-shaped (snake_case) job config, without id
+    config: dict[str, Any] | None = None  # Elasticsearch-shaped (snake_case) job config, without id
     deleting: bool = False
     release_finalizer: bool = False
     has_finalizer: bool = False

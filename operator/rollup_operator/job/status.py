@@ -24,7 +24,7 @@ READY_CONDITION, RECONCILING_CONDITION, STALLED_CONDITION = "Ready", "Reconcilin
 CONDITION_ORDER = (READY_CONDITION, RECONCILING_CONDITION, STALLED_CONDITION)
 
 
-def condition(type_: str, status: bool, reason: str, message: str, generation: int) -> dict:
+def condition(type_: str, status: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
     return {
         "type": type_,
         "status": "True" if status else "False",
@@ -34,7 +34,7 @@ def condition(type_: str, status: bool, reason: str, message: str, generation: i
     }
 
 
-def merge_conditions(previous: Iterable[Mapping] | None, wanted: Iterable[dict], now: str) -> list[dict]:
+def merge_conditions(previous: Iterable[Mapping[str, Any]] | None, wanted: Iterable[dict[str, Any]], now: str) -> list[dict[str, Any]]:
     """The condition list to write: ``wanted`` with transition times carried over from ``previous``."""
     prev = {c.get("type"): c for c in previous or ()}
     out = []
@@ -48,7 +48,7 @@ def merge_conditions(previous: Iterable[Mapping] | None, wanted: Iterable[dict],
     return out
 
 
-def get_condition(conditions: Iterable[Mapping] | None, type_: str) -> Mapping | None:
+def get_condition(conditions: Iterable[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:
     for c in conditions or ():
         if c.get("type") == type_:
             return c
@@ -65,11 +65,11 @@ def camel(name: str) -> str:
     return head + "".join(p.capitalize() for p in rest)
 
 
-def stats_to_status(stats: Mapping[str, Any]) -> dict:
+def stats_to_status(stats: Mapping[str, Any]) -> dict[str, Any]:
     return {camel(k): int(stats[k]) for k in STAT_FIELDS if isinstance(stats.get(k), (int, float))}
 
 
-def verdict_conditions(v: Verdict, generation: int) -> list[dict]:
+def verdict_conditions(v: Verdict, generation: int) -> list[dict[str, Any]]:
     ready = v.phase == READY or (v.phase == SUSPENDED and v.in_desired_state)
     return [
         condition(READY_CONDITION, ready, v.reason, v.message, generation),
@@ -85,8 +85,9 @@ def job_status(
     progress: Progress,
     previous: Mapping[str, Any] | None,
     now: str,
-) -> dict:
+) -> dict[str, Any]:
     previous = previous or {}
+    stats: dict[str, Any] | None
     if isinstance(obs, JobObserved) and obs.stats:
         stats = stats_to_status(obs.stats)
     elif isinstance(obs, Failure) or obs is None:
@@ -121,7 +122,7 @@ def awaits_first_answer(previous: Mapping[str, Any] | None, generation: int) -> 
     return previous.get("observedGeneration") != generation or reason in (None, CONNECTING)
 
 
-def connecting_status(spec: JobSpec, awaited: str, progress: Progress, previous: Mapping[str, Any] | None, now: str) -> dict:
+def connecting_status(spec: JobSpec, awaited: str, progress: Progress, previous: Mapping[str, Any] | None, now: str) -> dict[str, Any]:
     """A job's status while its first look at the server of this generation is not answered."""
     previous = previous or {}
     message = f"waiting for ElasticsearchConnection {spec.namespace}/{spec.connection}: {awaited}"
@@ -129,7 +130,7 @@ def connecting_status(spec: JobSpec, awaited: str, progress: Progress, previous:
     return job_status(spec, v, None, progress, previous, now)
 
 
-def _migration(spec: JobSpec, obs: Observation | None, previous: Mapping[str, Any]) -> dict | None:
+def _migration(spec: JobSpec, obs: Observation | None, previous: Mapping[str, Any]) -> dict[str, Any] | None:
     """status.migration (migration.py) from the observed job's config when the server has the job,
     else from spec.config (already Elasticsearch-shaped); when the server could not be asked and the
     spec has no config, the last known value stays."""
@@ -142,7 +143,7 @@ def _migration(spec: JobSpec, obs: Observation | None, previous: Mapping[str, An
     return None
 
 
-def invalid_status(generation: int, message: str, previous: Mapping[str, Any] | None, now: str) -> dict:
+def invalid_status(generation: int, message: str, previous: Mapping[str, Any] | None, now: str) -> dict[str, Any]:
     """Status for a spec the operator cannot act on (what the CRD schema could not reject)."""
     previous = previous or {}
     v = Verdict(STALLED, "InvalidSpec", message, previous.get("jobState") or "unknown")
@@ -192,7 +193,7 @@ def transition_event(previous: Mapping[str, Any] | None, spec: JobSpec, verdict:
 # --- ElasticsearchConnection status --------------------------------------------------------------
 
 
-def connection_connecting_status(generation: int, awaited: str, previous: Mapping[str, Any] | None, now: str) -> dict:
+def connection_connecting_status(generation: int, awaited: str, previous: Mapping[str, Any] | None, now: str) -> dict[str, Any]:
     """A connection's status while its server has not answered the first request of this generation."""
     previous = previous or {}
     v = Verdict(PROGRESSING, CONNECTING, f"waiting for the server: {awaited}", "")
@@ -210,7 +211,7 @@ def connection_status(
     server_jobs: int | None,
     previous: Mapping[str, Any] | None,
     now: str,
-) -> dict:
+) -> dict[str, Any]:
     previous = previous or {}
     if failure is None:
         what = f"Elasticsearch {version}" if version else "Elasticsearch (version unknown: GET / needs the monitor privilege)"

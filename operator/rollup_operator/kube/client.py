@@ -1,6 +1,6 @@
 """The few direct Kubernetes API calls the operator makes (kopf does the watching).
 
-On lightkube's async client (see the README's design section for why): status is written by
+On lightkube's async client (see docs/design.md for why): status is written by
 server-side apply of the whole status through the status subresource (field manager
 ``rollup-operator``, forced), finalizers by a merge patch guarded by resourceVersion, events
 created and counted (event_recorder.py), Secrets and connections read. No thread pool: every call is a coroutine on the loop.
@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 from urllib.parse import quote
-from typing import Any, Awaitable, Mapping
+from typing import Any, Awaitable, Mapping, cast
 
 import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig
@@ -101,6 +101,7 @@ class Kube:
         single = config.get()
         ctx = None
         if single is not None and single.cluster.server.startswith("https"):
+            assert single.user is not None, "Missing user"  # what lightkube's own client asserts next
             ctx = verify_cluster(single.cluster, single.user, single.abs_file, trust_env=False)
         self._transport = AiohttpTransport(ctx, limit=workers + max(2, workers // 4) + 4)
         self.api = AsyncClient(config, timeout=httpx2.Timeout(30.0), field_manager=FIELD_MANAGER, trust_env=False,
@@ -162,7 +163,10 @@ class Kube:
     async def create_event(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create a core/v1 Event (the event recorder builds it and decides when: event_recorder.py)."""
         async with self.event_slots:
-            obj = await api_call(f"create event {body.get('reason')}", self.api.create(Event.from_dict(body), namespace=namespace), write="event")
+            # cast: lightkube 1.0.1's overload of create() for a NamespacedResource omits namespace= (the
+            # implementation takes it), and DictMixin.from_dict is typed to return DictMixin, not the class.
+            api = cast(Any, self.api)
+            obj = await api_call(f"create event {body.get('reason')}", api.create(Event.from_dict(body), namespace=namespace), write="event")
         return _plain(obj) or {}
 
     async def patch_event(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:

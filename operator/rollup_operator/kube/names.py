@@ -5,7 +5,7 @@ ends up in an API path such as ``/api/v1/namespaces/<ns>/secrets/<name>``. light
 path without encoding it, and an HTTP client normalises dot segments, so a name like
 ``../../other/secrets/creds`` would read another namespace's Secret. Kubernetes itself only
 allows DNS-1123 subdomains as Secret, ConfigMap and custom-resource names, so a name that is not
-one can never name a real object: it is refused here, before any request (README "Multi-tenancy").
+one can never name a real object: it is refused here, before any request (docs/security.md).
 
 The CRDs carry the same pattern (admission refuses such names); this is the operator's own guard
 for objects stored before the pattern existed, or a CRD installed without it. ``safe_path`` is the

@@ -11,7 +11,7 @@ truncated, and only once the answer carries ``X-Elastic-Product: Elasticsearch``
 server that is not Elasticsearch (any URL a tenant can put in ``spec.url``) is never repeated,
 so the operator cannot be used to read other services of the cluster network.
 
-What the documented shapes are: ``../shared/elasticsearch-rollup-api.md`` ("GET _rollup/job").
+What the documented shapes are: ``docs/reference/elasticsearch-rollup-api.md`` ("GET _rollup/job").
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def stat_value(value: Any) -> int | None:
         if value != int(value):
             return None
         value = int(value)
-    return max(INT64_MIN, min(INT64_MAX, value))
+    clamped: int = max(INT64_MIN, min(INT64_MAX, value))
+    return clamped
 
 
 def stats(raw: Mapping[str, Any]) -> dict[str, int]:
@@ -135,6 +136,7 @@ def job_entry(entry: Mapping[str, Any]) -> JobObserved | Failure:
             problem = f"stats is {_kind(raw_stats)}, not an object"
     if problem is not None:
         return unexpected(f"GET _rollup/job/_all (job [{clip(cfg['id'], 80)}])", problem)
+    assert isinstance(state, str)  # no problem: the checks above found a string
     return JobObserved(state=state, stats=stats(raw_stats), config=cfg)
 
 

@@ -175,7 +175,7 @@ class Gateway:
         if w:
             self.deprecation_warning = answers.clip(w.split('"')[1] if '"' in w else w)
 
-    async def info(self) -> dict | Failure:
+    async def info(self) -> dict[str, Any] | Failure:
         try:
             resp = await _timed("info", lambda: self.client.info())
             version = answers.server_version(resp.body)
@@ -208,7 +208,7 @@ class Gateway:
     async def start(self, job_id: str) -> Outcome:
         return await self._act("start", lambda: self.client.rollup.start_job(id=job_id))
 
-    async def create(self, job_id: str, config: dict) -> Outcome:
+    async def create(self, job_id: str, config: dict[str, Any]) -> Outcome:
         return await self._act("create", lambda: self.client.rollup.put_job(id=job_id, **config))
 
     async def delete(self, job_id: str) -> Outcome:
