@@ -59,6 +59,8 @@ class Migrations:
         self.closing = False
         #: per migration: (the phase being worked on, state, since) for the metrics (migration/metrics.py)
         self.records: dict[Key, tuple[str, str, float]] = {}
+        self.unchanged: set[Key] = set()  # the last pass wrote nothing (it saw what the one before saw)
+        self.passed: set[Key] = set()  # had a pass in this process
         mmetrics.track(self)
 
     def on_event(self, etype: str | None, body: dict[str, Any]) -> None:
@@ -70,6 +72,8 @@ class Migrations:
                 task.cancel()
             self.bodies.pop(key, None)
             self.records.pop(key, None)
+            self.unchanged.discard(key)
+            self.passed.discard(key)
             self.seen.pop(key, None)
             self.wakes.pop(key, None)
             return
@@ -90,6 +94,7 @@ class Migrations:
 
     async def _loop(self, key: Key) -> None:
         wake = self.wakes[key]
+        quiet = 0  # polls in a row that changed nothing: the next one waits twice as long (up to 20 periods)
         while True:
             await wake.wait()
             wake.clear()
@@ -103,9 +108,10 @@ class Migrations:
             except Exception:  # noqa: BLE001 - one migration's bug never stops the others
                 log.exception("migration %s/%s: pass failed", *key)
                 poll = True
+            quiet = quiet + 1 if key in self.unchanged else 0
             if poll:
                 try:
-                    await asyncio.wait_for(wake.wait(), self.poll)
+                    await asyncio.wait_for(wake.wait(), min(self.poll * 2 ** min(quiet, 8), self.poll * 20))
                 except asyncio.TimeoutError:
                     wake.set()
 
@@ -136,10 +142,19 @@ class Migrations:
                 extra[k] = prev[k]
         now = rfc3339(time.time())
         new = mstatus.build(spec.generation, d, prev, now, **extra)
+        key = (spec.namespace, spec.name)
         if _differs(prev, new):
+            self.unchanged.discard(key)
             await kube_io.apply_status(self.kube, spec.namespace, spec.name, new)
+        else:
+            self.unchanged.add(key)
         self._record(spec, new, d)
-        for ev in mstatus.transitions(prev, new, d):
+        # The Events follow the status they describe; a process killed in between would lose them. The
+        # first pass of a process posts those of every phase reached again: their names are fixed
+        # (one per migration and phase, or per generation and stop), so an Event already posted is a 409.
+        first = key not in self.passed
+        self.passed.add(key)
+        for ev in mstatus.transitions({} if first else prev, new, d):
             await self._event(spec, ev)
         return d.poll
 
@@ -277,7 +292,8 @@ class Migrations:
 
     async def _event(self, spec: MigrationSpec, ev: mstatus.Event) -> None:
         type_, reason, message = ev
-        name = f"{spec.name[:200]}.{spec.uid[:8]}.{reason.lower()}.{spec.generation}"
+        once = reason in phases.PHASES  # a phase is reached once per migration; a stop once per generation
+        name = f"{spec.name[:200]}.{spec.uid[:8]}.{reason.lower()}" + ("" if once else f".{spec.generation}")
         ref = {"namespace": spec.namespace, "name": spec.name, "uid": spec.uid, "kind": MIGRATION_KIND, "apiVersion": API_VERSION}
         await self.kube.event_once(ref, type_, reason, message, name=name)
 
