@@ -321,3 +321,11 @@ def test_once_provisioned_at_this_generation_the_provisioning_is_not_read_again(
 def test_a_rollupjob_deleted_before_the_cut_over_is_stopped_on_the_server_directly():
     s = mspec(approved=True, cutOver={"approved": True})
     assert decide(s, replace(verified(s), rollupjob={})).actions == (("stop_job", None),)
+
+
+def test_the_provisioned_phase_lists_what_it_created():
+    s = mspec(approved=True)
+    o, _ = at_provisioned(s)
+    created = [{"kind": "IlmPolicy", "name": "sensor-5m-downsampling"}]
+    st = mstatus.build(1, decide(s, o), {}, "T", created=created)
+    assert next(p for p in st["phases"] if p["name"] == "Provisioned")["created"] == created and st["created"] == created

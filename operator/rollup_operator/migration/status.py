@@ -48,8 +48,8 @@ def build(generation: int, d: Decision, previous: Mapping[str, Any], now: str, *
         entry = {"name": name, "status": "True", "reason": name, "message": done or _done_message(name, d),
                  "startedAt": old.get("startedAt") or now,
                  "completedAt": old.get("completedAt") if old.get("status") == "True" and old.get("completedAt") else now}
-        if old.get("created"):
-            entry["created"] = old["created"]
+        if name == "Provisioned" and extra.get("created"):
+            entry["created"] = list(extra["created"])  # what this phase made on the server
         phases.append(entry)
     if reached + 1 < len(PHASES):
         name = PHASES[reached + 1]
