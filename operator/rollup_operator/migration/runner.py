@@ -22,7 +22,7 @@ from rollup_operator.engine.elasticsearch.rollup_api import classify
 from rollup_operator.job.spec import API_VERSION
 from rollup_operator.kube.client import Kube, KubeError
 from rollup_operator.timefmt import rfc3339
-from rollup_operator.migration import engine, kube_io, metrics as mmetrics, phases, status as mstatus
+from rollup_operator.migration import engine, kube_io, metrics as mmetrics, phases, status as mstatus, steps
 from rollup_operator.migration.spec import FINALIZER, MIGRATION_KIND, MigrationSpec, migration_spec
 
 log = logging.getLogger("rollup_operator")
@@ -35,10 +35,6 @@ def poll_seconds() -> float:
         return max(0.2, float(os.environ.get("ROLLUP_MIGRATION_POLL_SECONDS", "15")))
     except ValueError:
         return 15.0
-
-
-def _iso_ms(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def _wake_key(body: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -204,11 +200,11 @@ class Migrations:
             d = phases.decide(spec, o)
             if d.observe:
                 async with conn.slots:  # the connection's spec.maxConcurrentRequests, shared with its jobs
-                    o = await self._observe(d.observe, es, conn, spec, str(job_id), d.plan, o, extra)
+                    o = await steps.observe(self.kube, d.observe, es, conn, spec, str(job_id), d.plan, o, extra)
             elif d.actions:
                 for action, arg in d.actions:
                     async with conn.slots:
-                        what = await self._act(action, arg, es, spec, str(job_id), d.plan)
+                        what = await steps.act(self.kube, action, arg, es, spec, str(job_id), d.plan)
                     if what and not any(f"{c.get('kind')}/{c.get('name')}" == what for c in created):
                         kind, _, name = what.partition("/")
                         created.append({"kind": kind, "name": name})
@@ -221,60 +217,6 @@ class Migrations:
                 break
         extra["created"] = created or None
         return d, extra
-
-    async def _observe(self, what: str, es: Any, conn: Connection, spec: MigrationSpec, job_id: str,
-                       plan: Mapping[str, Any] | None, o: phases.Observed, extra: dict[str, Any]) -> phases.Observed:
-        if what == "job":
-            return replace(o, job=await engine.read_job(es, job_id))
-        if what == "version":
-            n = (conn.info.version if conn.info else None) or "0.0"
-            parts = (n.split("-")[0].split(".") + ["0"])[:2]
-            return replace(o, version=(int(parts[0]), int(parts[1])))
-        if what == "rollup_jobs":
-            return replace(o, rollup_jobs=await engine.count_jobs(es))
-        if what == "rollupjob":
-            return replace(o, rollupjob=await kube_io.get_rollupjob(self.kube, spec.namespace, str(spec.job_ref)))
-        assert plan is not None
-        if what == "simulate":
-            return replace(o, simulated=await engine.simulate(es, plan["indexTemplate"], list(plan.get("dimensions") or [])))
-        if what == "provisioning":
-            return replace(o, provisioning=await engine.provisioning(es, plan["resourceName"], spec.target))
-        config = (o.job or {}).get("config") or {}
-        if what == "coverage":
-            cov = await engine.coverage(es, plan, config, spec.target)
-            extra["coverage"] = {k: ({"start": _iso_ms(v[0]), "end": _iso_ms(v[1])} if isinstance(v, tuple) else v)
-                                 for k, v in cov.items()}
-            return replace(o, coverage=cov)
-        if what == "verification":
-            ver = await engine.verification(es, plan, config, dict(o.coverage or {}), spec.tolerance, spec.max_differences,
-                                            _iso_ms)
-            extra["verification"] = ver
-            return replace(o, verification=ver)
-        raise ValueError(what)
-
-    async def _act(self, action: str, arg: Any, es: Any, spec: MigrationSpec, job_id: str,
-                   plan: Mapping[str, Any] | None) -> str | None:
-        log.info("migration %s: %s", spec.ref, action)
-        if action == "add_finalizer":
-            await kube_io.set_finalizers(self.kube, spec.namespace, spec.name, [*spec.finalizers, FINALIZER])
-            return None
-        if action == "stop_rollupjob":
-            await kube_io.patch_rollupjob(self.kube, spec.namespace, arg, {"desiredState": "stopped"})
-            return None
-        if action == "rollupjob_deletion_policy":
-            await kube_io.patch_rollupjob(self.kube, spec.namespace, arg, {"deletionPolicy": "Delete"})
-            return None
-        if action == "delete_rollupjob":
-            await kube_io.delete_rollupjob(self.kube, spec.namespace, arg)
-            return None
-        if action == "stop_job":
-            await engine.stop_job(es, job_id)
-            return None
-        if action == "delete_job":
-            await engine.delete_job(es, job_id)
-            return None
-        assert plan is not None
-        return await engine.act(es, action, arg, plan["resourceName"])
 
     async def _finalize(self, spec: MigrationSpec, prev: Mapping[str, Any]) -> None:
         if FINALIZER not in spec.finalizers:
