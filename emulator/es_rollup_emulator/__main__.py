@@ -57,10 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="answer stop waits at the instants the real server's polling would")
     p.add_argument("--not-elasticsearch", action="store_true", help="omit X-Elastic-Product (negative tests)")
     p.add_argument("--cluster-name", default="elasticsearch")
+    p.add_argument("--distribution", choices=["elasticsearch", "opensearch"], default="elasticsearch",
+                   help="opensearch: the OpenSearch rollup dialect (index-management; use --version 2.19.4)")
     return p
 
 
+async def _serve_opensearch(args: argparse.Namespace) -> None:
+    from .opensearch_http import OpenSearchEmulator
+
+    version = args.version if not args.version.startswith("8.") else "2.19.4"
+    emu = await OpenSearchEmulator(version=version, cluster_name=args.cluster_name).start(args.host, args.port)
+    print(f"es-rollup-emulator listening on {emu.url} (OpenSearch {emu.version})", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await emu.close()
+
+
 async def _serve(args: argparse.Namespace) -> None:
+    if args.distribution == "opensearch":
+        return await _serve_opensearch(args)
     emu = ElasticsearchEmulator(
         version=args.version, users=dict(args.user) or None, api_keys=dict(args.api_key) or None, tls=args.tls,
         cert_dir=args.cert_dir, auto_trigger=not args.no_auto_trigger, page_duration=args.page_duration,

@@ -34,6 +34,7 @@ SYNC_METHODS = (
     "put_index_template", "create_data_stream", "index_docs", "rollup_now", "run_ilm", "documents",
     "seed_rollup_usage", "add_job", "seed_jobs", "job_state", "job_stats", "job_ids", "get_job", "trigger",
     "trigger_all", "force_state", "set_timing", "set_job_timing", "set_auto_trigger", "wait_for_state", "info",
+    "fail_job",  # OpenSearch dialect only (seed_jobs, job_state and the request log work on both)
 )
 
 
@@ -102,7 +103,12 @@ class EmulatorThread:
         self.loop_thread = loop_thread or LoopThread()
         self.loop_thread.acquire()
         self._host, self._port = host, port
-        self.emulator: ElasticsearchEmulator = self.loop_thread.call(lambda: ElasticsearchEmulator(*args, **kwargs))
+        if kwargs.pop("distribution", "elasticsearch") == "opensearch":  # the OpenSearch dialect (opensearch_http.py)
+            from .opensearch_http import OpenSearchEmulator
+
+            self.emulator = self.loop_thread.call(lambda: OpenSearchEmulator(*args, **kwargs))  # type: ignore[assignment]
+        else:
+            self.emulator = self.loop_thread.call(lambda: ElasticsearchEmulator(*args, **kwargs))
         self._started = False
 
     def start(self) -> "EmulatorThread":

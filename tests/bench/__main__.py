@@ -43,6 +43,9 @@ def parse(argv: list[str] | None = None) -> tuple[Params, str]:
                          "worktree's operator/ to compare two versions under the same benchmark")
     ap.add_argument("--skip", action="append", default=[], choices=("stop", "steady", "memory"),
                     help="leave a scenario out (repeatable)")
+    ap.add_argument("--engine", choices=("elasticsearch", "opensearch"), default="elasticsearch",
+                    help="the endpoints' dialect: opensearch runs the emulator's OpenSearch dialect in this process "
+                         "(the OpenSearch row; L does not apply: the stop is the operator's own wait)")
     ap.add_argument("--raw", action="store_true", help="keep every job's mass-stop timings in the JSON")
     ap.add_argument("--profile-dir", help="record the operator with py-spy during the mass stop (needs py-spy; investigation only)")
     ap.add_argument("--out", default="bench-results.json", help="where to write the JSON results (default bench-results.json)")
@@ -70,6 +73,7 @@ def parse(argv: list[str] | None = None) -> tuple[Params, str]:
         raw=a.raw,
         operator_env=a.operator_env,
         operator_source=a.operator_source,
+        engine=a.engine,
     )
     return p, a.out
 

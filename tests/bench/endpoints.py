@@ -19,10 +19,21 @@ from .procstat import REPO_ROOT
 
 
 def kind_of(method: str, path: str) -> str:
-    """``read_all``, ``read_one``, ``stop``, ``start``, ``create``, ``delete``, ``info`` or ``other``."""
+    """``read_all``, ``read_one``, ``stop``, ``start``, ``create``, ``delete``, ``info`` or ``other``;
+    on OpenSearch also ``explain`` (the second half of a read)."""
     parts = path.strip("/").split("/")
     if method == "GET" and path.strip("/") == "":
         return "info"
+    if len(parts) >= 3 and parts[0] in ("_plugins", "_opendistro") and parts[1:3] == ["_rollup", "jobs"]:
+        if len(parts) == 3:
+            return "read_all" if method == "GET" else "other"
+        if len(parts) == 4:
+            return {"GET": "read_one", "PUT": "create", "DELETE": "delete"}.get(method, "other")
+        if len(parts) == 5 and method == "POST":
+            return {"_stop": "stop", "_start": "start"}.get(parts[4], "other")
+        if len(parts) == 5 and method == "GET" and parts[4] == "_explain":
+            return "explain"
+        return "other"
     if len(parts) >= 3 and parts[0] == "_rollup" and parts[1] == "job":
         if len(parts) == 3:
             if method == "GET":
@@ -128,10 +139,11 @@ class ProcessEndpoints(Endpoints):
 class InProcessEndpoints(Endpoints):
     """``EmulatorPool``: N emulators on one loop thread of this process."""
 
-    def __init__(self, count: int, version: str = "8.17.0"):
+    def __init__(self, count: int, version: str = "8.17.0", engine: str = "elasticsearch"):
         from es_rollup_emulator import EmulatorPool
 
-        self.pool = EmulatorPool(count, version=version, auto_trigger=False).start()
+        kw = {"distribution": "opensearch", "version": "2.19.4"} if engine == "opensearch" else {"version": version, "auto_trigger": False}
+        self.pool = EmulatorPool(count, **kw).start()
         self.urls = self.pool.urls
 
     def seed(self, k, prefix, count, state, **timing):
@@ -153,5 +165,14 @@ class InProcessEndpoints(Endpoints):
         self.pool.close()
 
 
-def start(mode: str, count: int, version: str = "8.17.0") -> Endpoints:
+def job_id_of(path: str) -> str:
+    """The job id in a stop/start path of either engine."""
+    parts = path.strip("/").split("/")
+    return parts[3] if parts[0] in ("_plugins", "_opendistro") else parts[2]
+
+
+def start(mode: str, count: int, version: str = "8.17.0", engine: str = "elasticsearch") -> Endpoints:
+    """The endpoints; OpenSearch's dialect runs in this process only (``inproc``)."""
+    if engine == "opensearch":
+        return InProcessEndpoints(count, engine=engine)
     return ProcessEndpoints(count, version) if mode == "process" else InProcessEndpoints(count, version)

@@ -8,6 +8,10 @@ import urllib.request
 
 import pytest
 
+# The operator process on the real API server (tests/integration/conftest.py): cluster, operator, and
+# the hook that prints the operator's log when a test fails.
+from tests.integration.conftest import cluster, installed, operator, pytest_runtest_makereport  # noqa: F401
+
 BIG_DOCS = 20_000
 
 

@@ -9,7 +9,7 @@ from elasticsearch import AsyncElasticsearch
 
 from rollup_operator.engine.opensearch import responses as osa
 from rollup_operator.job.config import config_differences
-from rollup_operator.job.observations import Done, JobAbsent, JobObserved, Refused, StopTimedOut
+from rollup_operator.job.observations import Done, Failure, JobAbsent, JobObserved, Refused, StopTimedOut
 from rollup_operator.engine.opensearch.rollup_api import OpenSearchGateway
 
 from .conftest import es_config
@@ -53,11 +53,14 @@ async def test_create_read_back_equal_update_guarded_delete(gw, opensearch_node,
     listed = await gw.list_jobs()
     assert isinstance(listed["gw-crud"], JobObserved) and config_differences(cfg, listed["gw-crud"].config) == []
     changed = dict(cfg, page_size=500)
-    stale = await gw.update("gw-crud", changed, doc["_seq_no"] + 1000, doc["_primary_term"])
-    assert isinstance(stale, Refused) and stale.reason == "JobIdReused" or not isinstance(stale, Done)
-    assert await gw.update("gw-crud", changed, doc["_seq_no"], doc["_primary_term"]) == Done()
+    assert seen.seq == (doc["_seq_no"], doc["_primary_term"]) and listed["gw-crud"].seq == seen.seq
+    stale = await gw.update("gw-crud", changed, JobObserved("stopped", seq=(doc["_seq_no"] + 1000, doc["_primary_term"])))
+    assert isinstance(stale, Failure) and stale.transient and "409" in stale.message  # moved since read: read again
+    assert await gw.update("gw-crud", changed, seen) == Done()
     seen, _ = await gw.get("gw-crud")
-    assert config_differences(changed, seen.config) == []
+    assert config_differences(changed, seen.config) == [] and seen.state == "stopped"
+    immutable = await gw.update("gw-crud", dict(changed, rollup_index="os-tgt-other"), seen)
+    assert isinstance(immutable, Refused) and "Not allowed to modify [target_index]" in immutable.message
     assert await gw.delete("gw-crud") == Done()
     assert isinstance((await gw.get("gw-crud"))[0], JobAbsent)
     assert isinstance(await gw.delete("gw-crud"), JobAbsent)

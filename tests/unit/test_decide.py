@@ -1,5 +1,7 @@
 """The decision table, one test per rule (docs/reconciliation.md, "The decision rules")."""
 
+from dataclasses import replace
+
 import pytest
 
 from rollup_operator.job.progress import advance, observation_after
@@ -274,3 +276,73 @@ def test_a_stop_abandoned_in_flight_counts_as_an_attempt():
     from rollup_operator.job.progress import stop_abandoned
     p = advance(Progress(), Action("stop"), StopTimedOut("stopping"))
     assert stop_abandoned(p).stop_attempts == 2
+
+
+# --- OpenSearch's end states (engine/opensearch/responses.py): finished and failed ----------------
+
+@pytest.mark.parametrize("desired", ["started", "stopped"])
+def test_a_finished_one_shot_job_is_ready_and_left_alone(desired):
+    d = decide(spec(desired=desired), seen("finished"), Progress())
+    assert d.action is None and d.requeue_after is None
+    assert (d.verdict.phase, d.verdict.reason, d.verdict.job_state) == (READY, "Finished", "finished")
+    assert d.verdict.in_desired_state
+
+
+def test_a_finished_job_is_not_drift_after_convergence():
+    s = spec(desired="started")
+    p = _converged(s, "started")
+    d = decide(s, seen("finished"), p)
+    assert not d.drift and d.action is None
+
+
+@pytest.mark.parametrize("desired", ["started", "stopped"])
+def test_a_failed_job_is_stalled_with_the_servers_reason(desired):
+    obs = JobObserved("failed", {}, None, reason="failed to search source index [x]")
+    d = decide(spec(desired=desired), obs, Progress())
+    assert d.action is None
+    assert (d.verdict.phase, d.verdict.reason, d.verdict.job_state) == (STALLED, "JobFailed", "failed")
+    assert "failed to search source index [x]" in d.verdict.message
+
+
+@pytest.mark.parametrize("state", ["finished", "failed"])
+def test_deletion_deletes_a_finished_or_failed_job_at_once(state):
+    assert decide(_deleting(), seen(state), Progress()).action == Action("delete")
+
+
+def test_a_suspended_finished_job_counts_as_in_its_desired_state():
+    d = decide(spec(desired="started", suspend=True), seen("finished"), Progress())
+    assert d.verdict.phase == SUSPENDED and d.verdict.in_desired_state
+
+
+# --- OpenSearch's in-place update (JobObserved.seq: the server updates a job guarded by it) -------
+
+def _es(**kw):
+    from rollup_operator.job.spec import config_to_es
+    return {**config_to_es({"indexPattern": "src-*", "rollupIndex": "dst", "cron": "0 */5 * * * ?", "pageSize": 10,
+                            "groups": {"dateHistogram": {"field": "ts", "fixedInterval": "1h"}},
+                            "metrics": [{"field": "v", "metrics": ["min", "max"]}]}), **kw}
+
+
+def _job_with(config_on_server, seq=(4, 1)):
+    return JobObserved("started", {}, config_on_server, seq=seq)
+
+
+def test_a_managed_opensearch_job_whose_schedule_differs_is_updated_in_place():
+    d = decide(spec(desired="started", config=_es()), _job_with(_es(cron="0 */7 * * * ?", page_size=3)), Progress(created=True))
+    assert d.action == Action("update") and (d.verdict.phase, d.verdict.reason) == (PROGRESSING, "Updating")
+    assert "cron" in d.verdict.message and "page_size" in d.verdict.message
+
+
+@pytest.mark.parametrize("why", ["not managed", "no seq (Elasticsearch)", "an immutable field", "refused before"])
+def test_other_config_differences_stay_a_config_conflict(why):
+    server, p, seq = _es(cron="0 */7 * * * ?"), Progress(created=True), (4, 1)
+    if why == "not managed":
+        p = Progress(created=False)
+    elif why == "no seq (Elasticsearch)":
+        seq = None
+    elif why == "an immutable field":
+        server = _es(rollup_index="elsewhere")
+    else:
+        p = replace(p, last_outcome=Refused("InvalidConfig", "Not allowed to modify [target_index]"), last_action="update")
+    d = decide(spec(desired="started", config=_es()), _job_with(server, seq), p)
+    assert d.action is None and (d.verdict.phase, d.verdict.reason) == (STALLED, "ConfigConflict")

@@ -80,7 +80,8 @@ def wake_changed_jobs(key: Key, snap: Snapshot, store: Store, queue: WorkQueue[K
         if job.spec is None or queue.busy(job.key) or queue.pending(job.key):
             continue  # a job in a pass (or waiting to look again) makes its own reads
         obs = snap.observe(job.spec.job_id)
-        if obs == job.obs and isinstance(obs, JobObserved) and obs.stats == getattr(job.obs, "stats", None):
+        if obs == job.obs and isinstance(obs, JobObserved) and obs.stats == getattr(job.obs, "stats", None) \
+                and obs.config == getattr(job.obs, "config", None):  # a config changed on the server (OpenSearch can) wakes it
             job.obs_time = snap.started_at
             continue
         job.obs, job.obs_time = obs, snap.started_at
@@ -97,7 +98,7 @@ def publish_connection_status(entry: ConnectionEntry, conn: Connection, snap: Sn
         info.usage_rule if info else None,
         conn.gateway.deprecation_warning if conn.gateway else None,
         len(snap.jobs) if snap.failure is None else None,
-        entry.status, rfc3339(),
+        entry.status, rfc3339(), engine=conn.engine,
     )
     prev_ready = get_condition(entry.status.get("conditions"), READY_CONDITION) or {}
     new_ready = wanted["conditions"][0]

@@ -16,10 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
+
+from elasticsearch import AsyncElasticsearch
 
 from rollup_operator import metrics
+from rollup_operator.engine import dialect
 from rollup_operator.engine.connection import Connection, build as build_connection
+from rollup_operator.engine.dialect import RollupDialect
 from rollup_operator.kube.client import Kube
 from rollup_operator.job.reconcile import Reconciler
 from rollup_operator.kube.status_writer import StatusWriter
@@ -32,8 +36,10 @@ log = logging.getLogger("rollup_operator")
 
 
 class Controller:
-    def __init__(self, kube: Kube, *, poll_interval: float = 1.0, coalesce_window: float = 0.05):
+    def __init__(self, kube: Kube, *, poll_interval: float = 1.0, coalesce_window: float = 0.05,
+                 dialects: Callable[[AsyncElasticsearch, str], RollupDialect] = dialect.build):
         self.kube = kube
+        self.dialects = dialects  # the rollup API each connection gets (an in-memory fake in tests)
         self.poll_interval = poll_interval
         self.coalesce_window = coalesce_window
         self.closing = False
@@ -84,7 +90,8 @@ class Controller:
         entry, rebuild = self.store.put_connection(body)
         if entry is None or not rebuild:
             return
-        conn = build_connection(body, self.kube.get_secret, poll_interval=self.poll_interval, coalesce_window=self.coalesce_window)
+        conn = build_connection(body, self.kube.get_secret, poll_interval=self.poll_interval, coalesce_window=self.coalesce_window,
+                                dialects=self.dialects)
         self._replace_connection(key, conn)
 
     def _replace_connection(self, key: Key, conn: Connection | None) -> None:

@@ -210,11 +210,29 @@ def _reason(e) -> str:
     return str(getattr(e, "message", e))
 
 
-def read_jobs(es, t: Target) -> list[dict]:
-    """The one read both commands need: ``GET _rollup/job/_all``."""
+def read_jobs(es, t: Target, *, opensearch: str | None = None) -> list[dict]:
+    """The one read both commands need: ``GET _rollup/job/_all``. A server that is not Elasticsearch
+    but OpenSearch has its jobs read in its own dialect (opensearch_jobs.py) when ``opensearch`` is
+    None; else ``opensearch`` says why the command does not apply there."""
+    import elasticsearch
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GeneralAvailabilityWarning, the 9.x deprecation header
         try:
             return list(es.rollup.get_jobs(id="_all").body.get("jobs") or [])
         except Exception as e:
-            raise command_error(e, t, "read rollup jobs (GET _rollup/job/_all)") from None
+            from rollup_operator.cli import opensearch_jobs
+            from rollup_operator.engine.elasticsearch.responses import from_elasticsearch
+
+            foreign = isinstance(e, elasticsearch.UnsupportedProductError) or (
+                isinstance(e, elasticsearch.ApiError) and not from_elasticsearch(e.meta.headers if e.meta is not None else None))
+            if not foreign or not opensearch_jobs.is_opensearch(es):
+                raise command_error(e, t, "read rollup jobs (GET _rollup/job/_all)") from None
+            try:
+                if opensearch is not None:
+                    raise CommandError(f"{t.url} is OpenSearch: {opensearch}", EXIT_NOT_ES)
+                return opensearch_jobs.read_jobs(es)
+            except CommandError:
+                raise
+            except Exception as e2:
+                raise command_error(e2, t, "read OpenSearch rollup jobs (GET _plugins/_rollup/jobs)") from None

@@ -125,7 +125,8 @@ def markdown(plans: list[dict]) -> str:
 def run(args: argparse.Namespace) -> int:
     t = target_from_args(args)
     es = client(t)
-    jobs = read_jobs(es, t)
+    jobs = read_jobs(es, t, opensearch="the migration plan applies to Elasticsearch only (rollups to Elasticsearch "
+                                         "downsampling); OpenSearch keeps its rollups (docs/engines.md)")
     missing = sorted(set(args.job) - {j["config"]["id"] for j in jobs})
     if missing:
         raise CommandError(f"no such rollup job on the server: {', '.join(missing)}", EXIT_EXPORT)

@@ -9,6 +9,8 @@ A connection owns:
   ``wait_slots`` (half of them, rounded down) bounds the stop calls that hold a request open while
   the server waits. So reads and quick calls always keep at least half the slots, and with
   ``maxConcurrentRequests: 1`` no stop waits on the server at all (it is confirmed by the poll);
+* its dialect (dialect.py): the rollup API of spec.engine, or of the engine ``GET /`` names when it
+  is auto (Elasticsearch first; a server that is not Elasticsearch is asked again as OpenSearch);
 * calls: ``call`` (a rollup call in a slot, with the 401-after-rotation rule), ``stop`` (waiting
   or not, confirmed through the shared poll when not), and the shared reads (reads.py).
 
@@ -29,7 +31,9 @@ from elasticsearch import AsyncElasticsearch
 from rollup_operator.engine import bounded_node
 from rollup_operator.engine import credentials
 from rollup_operator import metrics
-from rollup_operator.engine.elasticsearch.rollup_api import Gateway, ServerInfo
+from rollup_operator.engine import dialect
+from rollup_operator.engine.dialect import RollupDialect
+from rollup_operator.engine.elasticsearch.rollup_api import ServerInfo
 from rollup_operator.job.config import InvalidSpec
 from rollup_operator.job.spec import ConnectionSpec, connection_spec_from_body
 from rollup_operator.job.ownership import cluster_identities
@@ -85,15 +89,18 @@ ROTATED = Rotated()
 
 class Connection:
     def __init__(self, namespace: str, name: str, spec: ConnectionSpec | None, invalid: str | None,
-                 read_secret: credentials.SecretGetter, *, poll_interval: float = 1.0, coalesce_window: float = 0.05):
+                 read_secret: credentials.SecretGetter, *, poll_interval: float = 1.0, coalesce_window: float = 0.05,
+                 dialects: Callable[[AsyncElasticsearch, str], RollupDialect] = dialect.build):
         self.namespace, self.name = namespace, name
+        #: Makes the rollup API for an engine on the client (dialect.build; an in-memory fake in tests).
+        self._dialects = dialects
         self.spec = spec
         self.invalid = invalid
         self._read_secret = read_secret
         self.poll_interval = poll_interval
         self.coalesce_window = coalesce_window
         self.client: AsyncElasticsearch | None = None
-        self.gateway: Gateway | None = None
+        self.gateway: RollupDialect | None = None
         self.info: ServerInfo | None = None
         self.failure: Failure | None = Failure(INVALID_CONNECTION, invalid) if invalid else None
         self._fingerprint: str | None = None
@@ -185,7 +192,7 @@ class Connection:
                 node_class=bounded_node.node_class(spec.max_response_bytes),  # every answer read with a bound
                 **kwargs,
             )
-            self.gateway = Gateway(self.client)
+            self.gateway = self._dialects(self.client, self.engine or spec.engine)  # auto: as last seen
             self._fingerprint = fingerprint
             if old is not None:
                 log.info("connection %s/%s: spec or Secret changed, client rebuilt", self.namespace, self.name)
@@ -194,11 +201,11 @@ class Connection:
             return self.failure
 
     async def _check_server(self) -> Failure | None:
-        assert self.gateway is not None
+        assert self.gateway is not None and self.client is not None and self.spec is not None
         try:
             async with self.slots:
                 with self._asking("GET /"):
-                    info = await self.gateway.info()
+                    self.gateway, info = await dialect.identify(self.client, self.gateway, self.spec.engine)
         finally:
             self._checked = True
         if isinstance(info, Failure):
@@ -213,6 +220,9 @@ class Connection:
             return info if not info.transient or info.kind == UNEXPECTED_RESPONSE else None
         number = (info.get("version") or {}).get("number", "0")
         self.info = ServerInfo.of(number, info.get("cluster_uuid"))
+        if self.gateway.engine == dialect.OPENSEARCH:  # any version with the rollup plugin (tested: 2.19)
+            self.info = ServerInfo(number, False, False, self.info.major, self.info.cluster_uuid)
+            return dialect.wrong_engine(info)
         if self.info.major < 8:
             return Failure(UNSUPPORTED_VERSION, f"Elasticsearch {number} is not supported: the operator needs 8.0 or later (9.x works too)")
         return None
@@ -230,7 +240,14 @@ class Connection:
 
     # --- calls --------------------------------------------------------------------------------
 
-    async def gateway_or_failure(self) -> Gateway | Failure:
+    @property
+    def engine(self) -> str | None:
+        """The engine in use (elasticsearch | opensearch), once the server was asked or spec.engine names it."""
+        if self.gateway is None or (self.spec is not None and self.spec.engine == dialect.AUTO and self.info is None):
+            return None
+        return self.gateway.engine
+
+    async def gateway_or_failure(self) -> RollupDialect | Failure:
         """The gateway, building the client first if there is none yet, or why there is none."""
         if self.gateway is None:
             failure = await self.ensure_client()
@@ -238,7 +255,7 @@ class Connection:
                 return failure or Failure(UNAVAILABLE, f"no client for ElasticsearchConnection {self.namespace}/{self.name} yet")
         return self.gateway
 
-    async def call(self, fn: Callable[[Gateway], Awaitable[Outcome]], superseded: asyncio.Event | None = None) -> Outcome | Rotated | None:
+    async def call(self, fn: Callable[[RollupDialect], Awaitable[Outcome]], superseded: asyncio.Event | None = None) -> Outcome | Rotated | None:
         """Run one rollup call in a request slot.
 
         Returns None if ``superseded`` is set once a slot is free (the job was queued again while
@@ -277,7 +294,8 @@ class Connection:
             if req.superseded.is_set():
                 return None
             log.info("stop rollup job [%s] (%s)", job_id,
-                     f"wait_for_completion, timeout {req.timeout}" if wait else "server does not wait; confirming by shared reads")
+                     "server does not wait; confirming by shared reads" if not wait else f"wait_for_completion, timeout {req.timeout}"
+                     if gw.engine == dialect.ELASTICSEARCH else f"OpenSearch: the operator watches it stop, at most {req.timeout}")
             req.sent_at = time.time()
             out = await gw.stop(job_id, wait=wait, timeout=req.timeout, timeout_s=req.timeout_s, request_timeout=self.spec.request_timeout_s)
         if await self._after_401(out, used) is ROTATED:

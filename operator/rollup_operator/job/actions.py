@@ -123,6 +123,9 @@ def _call(api: str) -> Run:
             out = await _conn(ctx).call(lambda gw: gw.start(spec.job_id), ctx.superseded)
         elif api == "create":
             out = await _conn(ctx).call(lambda gw: gw.create(spec.job_id, spec.config or {}), ctx.superseded)
+        elif api == "update":  # OpenSearch: guarded by the _seq_no the decision saw (decide only asks with one)
+            seen = ctx.obs if isinstance(ctx.obs, JobObserved) else JobObserved("unknown")
+            out = await _conn(ctx).call(lambda gw: gw.update(spec.job_id, spec.config or {}, seen), ctx.superseded)
         else:
             out = await _conn(ctx).call(lambda gw: gw.delete(spec.job_id), ctx.superseded)
         if out is None:
@@ -163,6 +166,7 @@ ACTIONS: dict[str, Impl] = {
     "start": Impl(_call("start"), interruptible=True),
     "create": Impl(_call("create"), interruptible=False),  # short, and must not be left half done
     "delete": Impl(_call("delete"), interruptible=False),
+    "update": Impl(_call("update"), interruptible=False),
     "wait": Impl(_wait, interruptible=True),
     "add_finalizer": Impl(_finalizer(True), interruptible=False, needs_connection=False),
     "remove_finalizer": Impl(_finalizer(False), interruptible=False, needs_connection=False),

@@ -25,6 +25,8 @@ from rollup_operator.job.spec import JobSpec, RELEASE_ANNOTATION
 from rollup_operator.job.observations import (
     ABORTING,
     ABSENT,
+    FAILED,
+    FINISHED,
     INDEXING,
     RUNNING_STATES,
     STARTED,
@@ -61,6 +63,10 @@ class Action:
 
 
 STOP, START, CREATE, DELETE = Action("stop"), Action("start"), Action("create"), Action("delete")
+UPDATE = Action("update")
+#: What a server that updates jobs in place (OpenSearch: JobObserved.seq) changes without refusing
+#: "Not allowed to modify [...]": the schedule, page_size and delay.
+IN_PLACE = frozenset({"cron", "page_size", "groups.date_histogram.delay"})
 ADD_FINALIZER, REMOVE_FINALIZER = Action("add_finalizer"), Action("remove_finalizer")
 
 
@@ -158,7 +164,7 @@ def _decide(spec: JobSpec, obs: Observation, progress: Progress) -> Decision:
         return _failure(spec, obs, progress, UNKNOWN)
 
     if spec.suspend:
-        matches = state == spec.desired or (spec.desired == STARTED and state in RUNNING_STATES)
+        matches = state in (spec.desired, FINISHED) or (spec.desired == STARTED and state in RUNNING_STATES)
         return Decision(Verdict(
             SUSPENDED, "Suspended",
             f"enforcement is suspended; the server reports the job as {state} (desired: {spec.desired})",
@@ -183,14 +189,31 @@ def _decide(spec: JobSpec, obs: Observation, progress: Progress) -> Decision:
     assert isinstance(obs, JobObserved)
     if spec.config is not None and obs.config is not None:
         diffs = config_differences(spec.config, obs.config)
+        refused = isinstance(progress.last_outcome, Refused) and progress.last_action == UPDATE.kind
+        if diffs and obs.seq is not None and progress.created and set(diffs) <= IN_PLACE and not refused:
+            return Decision(Verdict(PROGRESSING, "Updating", f"updating rollup job [{jid}] in place ({', '.join(diffs)})",
+                                    obs.state), UPDATE)
+        if diffs and refused:
+            assert isinstance(progress.last_outcome, Refused)
+            return _stalled("ConfigConflict", f"{progress.last_outcome.message}; use a new jobId to get the new config", obs)
         if diffs:
+            why = ("OpenSearch updates in place only the cron, pageSize and delay of a job the operator created"
+                   if obs.seq is not None else "a rollup job cannot be updated")
             return _stalled(
                 "ConfigConflict",
-                f"rollup job [{jid}] exists with a different config ({', '.join(diffs)}); a rollup job cannot "
-                f"be updated, so the operator leaves it alone: use a new jobId to get the new config",
+                f"rollup job [{jid}] exists with a different config ({', '.join(diffs)}); {why}, so the operator "
+                f"leaves it alone: use a new jobId to get the new config",
                 obs,
             )
 
+    # OpenSearch's end states: a one-shot job that rolled up its source is done (never restarted, not
+    # drift); a failed run waits for a person, whatever the desired state.
+    if obs.state == FINISHED:
+        return Decision(Verdict(READY, "Finished", f"rollup job [{jid}] is a one-shot job that has finished; it is not "
+                                                   f"started again", FINISHED, in_desired_state=True))
+    if obs.state == FAILED:
+        return _stalled("JobFailed", f"rollup job [{jid}] failed on the server: {obs.reason}; fix the cause, then start it "
+                                     f"on the server (_start puts it in retry) or delete it", obs)
     if spec.desired == STOPPED:
         return _toward_stopped(spec, obs, progress, "Stopped", f"rollup job [{jid}] is stopped")
     return _toward_started(spec, obs, progress)
@@ -259,7 +282,7 @@ def _decide_deletion(spec: JobSpec, obs: Observation, progress: Progress) -> Dec
     if isinstance(obs, JobAbsent):
         return Decision(Verdict(PROGRESSING, "Deleted", f"rollup job [{jid}] is deleted", ABSENT), REMOVE_FINALIZER)
     assert isinstance(obs, JobObserved)
-    if obs.state == STOPPED:
-        return Decision(Verdict(PROGRESSING, "Deleting", f"deleting stopped rollup job [{jid}]", STOPPED), DELETE)
+    if obs.state in (STOPPED, FINISHED, FAILED):  # none of them runs a page
+        return Decision(Verdict(PROGRESSING, "Deleting", f"deleting {obs.state} rollup job [{jid}]", obs.state), DELETE)
     d = _toward_stopped(spec, obs, progress, "Deleting", "")
     return replace(d, verdict=replace(d.verdict, message="stopping before deletion: " + d.verdict.message))

@@ -13,6 +13,9 @@ from typing import Any, Union
 # Job states as Elasticsearch reports them in GET _rollup/job (job_state).
 STARTED, INDEXING, STOPPING, STOPPED, ABORTING = "started", "indexing", "stopping", "stopped", "aborting"
 RUNNING_STATES = frozenset({STARTED, INDEXING})
+# OpenSearch only (engine/opensearch/responses.py maps its init/started/stopped/finished/failed/retry):
+# a one-shot job that rolled up its whole source and disabled itself; a job whose run failed (``reason``).
+FINISHED, FAILED = "finished", "failed"
 #: Every state Elasticsearch reports for a rollup job (``status.job_state``).
 JOB_STATES = frozenset({STARTED, INDEXING, STOPPING, STOPPED, ABORTING})
 #: The rollup job counters Elasticsearch reports (``stats``), shown as ``status.stats`` in camelCase.
@@ -32,6 +35,11 @@ class JobObserved:
     state: str
     stats: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     config: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    #: Why the server says the job failed (state ``failed``).
+    reason: str | None = field(default=None, compare=False, hash=False)
+    #: (_seq_no, _primary_term) of the job document, where the server can update a job in place
+    #: guarded by them (OpenSearch); None on Elasticsearch, whose rollup jobs cannot be updated.
+    seq: tuple[int, int] | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,8 @@ UNAUTHORIZED = "Unauthorized"
 FORBIDDEN = "Forbidden"
 NOT_ELASTICSEARCH = "NotElasticsearch"
 UNSUPPORTED_VERSION = "UnsupportedVersion"
+#: spec.engine names an engine the server is not (e.g. opensearch on an Elasticsearch cluster).
+WRONG_ENGINE = "WrongEngine"
 CONNECTION_NOT_FOUND = "ConnectionNotFound"
 INVALID_CONNECTION = "InvalidConnection"
 #: A Secret the connection names cannot be used: it does not exist, or it does not opt in with the

@@ -28,6 +28,8 @@ JOB_KIND = "RollupJob"
 JOB_PLURAL = "rollupjobs"
 CONNECTION_KIND = "ElasticsearchConnection"
 CONNECTION_PLURAL = "elasticsearchconnections"
+#: spec.engine of a connection (engine/dialect.py builds the dialect for each).
+ENGINES = ("auto", "elasticsearch", "opensearch")
 
 FINALIZER = f"{GROUP}/cleanup"
 #: Set to "true" on a RollupJob that is being deleted to release the finalizer without touching
@@ -217,6 +219,7 @@ class ConnectionSpec:
     sync_interval_s: float = 60.0
     max_concurrent_requests: int = 64
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    engine: str = "auto"  # auto | elasticsearch | opensearch (engine/dialect.py)
 
     @property
     def secret_names(self) -> frozenset[str]:
@@ -304,6 +307,9 @@ def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
     if request_timeout_s > MAX_REQUEST_TIMEOUT_S:
         raise InvalidSpec(f"spec.requestTimeout must be at most {int(MAX_REQUEST_TIMEOUT_S // 60)}m: a longer one holds a request slot "
                           f"for that long on a server that never answers")
+    engine = spec.get("engine", "auto")
+    if engine not in ENGINES:
+        raise InvalidSpec(f"spec.engine {engine!r} must be one of {', '.join(ENGINES)}")
     return ConnectionSpec(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
@@ -318,4 +324,5 @@ def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
         sync_interval_s=sync_interval_s,
         max_concurrent_requests=max_conc,
         max_response_bytes=_response_size(spec.get("maxResponseSize", "32Mi")),
+        engine=engine,
     )

@@ -211,10 +211,12 @@ def connection_status(
     server_jobs: int | None,
     previous: Mapping[str, Any] | None,
     now: str,
+    engine: str | None = None,
 ) -> dict[str, Any]:
     previous = previous or {}
     if failure is None:
-        what = f"Elasticsearch {version}" if version else "Elasticsearch (version unknown: GET / needs the monitor privilege)"
+        name = "OpenSearch" if engine == "opensearch" else "Elasticsearch"
+        what = f"{name} {version}" if version else f"{name} (version unknown: GET / needs the monitor privilege)"
         v = Verdict(READY, "Connected", f"{what} is reachable; {server_jobs} rollup job(s) on the cluster", "")
     elif failure.transient:
         v = Verdict(PROGRESSING, failure.kind, failure.message, "")
@@ -223,6 +225,7 @@ def connection_status(
     return {
         "observedGeneration": generation,
         "conditions": merge_conditions(previous.get("conditions"), verdict_conditions(v, generation), now),
+        "engine": engine or previous.get("engine"),
         "reachable": failure is None or failure.kind not in ("ElasticsearchUnavailable", "TLSError"),
         "version": version or previous.get("version"),
         "rollupDeprecated": deprecated if deprecated is not None else previous.get("rollupDeprecated"),

@@ -165,6 +165,8 @@ class ServerInfo:
 class Gateway:
     """Rollup calls for one connection. ``client`` is shared by every job on that connection."""
 
+    engine = "elasticsearch"
+
     def __init__(self, client: AsyncElasticsearch):
         self.client = client
         self.deprecation_warning: str | None = None
@@ -184,7 +186,7 @@ class Gateway:
             out = classify(e, "info")
             return out if isinstance(out, Failure) else Failure(UNAVAILABLE, f"unexpected answer to GET /: {out}")
 
-    async def list_jobs(self) -> dict[str, JobObserved] | Failure:
+    async def list_jobs(self) -> dict[str, JobObserved | Failure] | Failure:
         """Every job on the cluster, with one ``GET _rollup/job/_all``."""
         try:
             resp = await _timed("get_jobs", lambda: self.client.rollup.get_jobs(id="_all"))
@@ -193,7 +195,7 @@ class Gateway:
             return out if isinstance(out, Failure) else Failure(UNAVAILABLE, f"unexpected answer to GET _rollup/job/_all: {out}")
         self._note_warning(resp)
         # Checked against the documented shape; a job whose entry is malformed maps to a Failure.
-        return answers.job_list(resp.body)  # type: ignore[return-value]
+        return answers.job_list(resp.body)
 
     async def stop(self, job_id: str, *, wait: bool, timeout: str, timeout_s: float, request_timeout: float) -> Outcome:
         # The client must wait longer than the server does, and must never re-send a stop itself.
@@ -213,6 +215,11 @@ class Gateway:
 
     async def delete(self, job_id: str) -> Outcome:
         return await self._act("delete", lambda: self.client.rollup.delete_job(id=job_id))
+
+    async def update(self, job_id: str, config: dict[str, Any], seen: JobObserved) -> Outcome:
+        """Elasticsearch has no update of a rollup job (its observations carry no ``seq``, so the job
+        layer never asks): refused without a request."""
+        return Refused("ConfigConflict", f"Elasticsearch cannot update rollup job [{job_id}] in place")
 
     async def _act(self, api: str, call: Callable[[], Awaitable[Any]]) -> Outcome:
         try:

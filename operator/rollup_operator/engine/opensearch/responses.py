@@ -12,8 +12,8 @@ export work unchanged:
   ``continuous: true``, since an Elasticsearch job is continuous);
 * ``to_es_config(rollup)``: the reverse, for a job read from the server;
 * ``state_of(enabled, metadata)``: ``enabled`` (GET, real time) with ``_explain``'s status (search
-  based, ~1-2 s behind) -> started / stopping / stopped / finished, or a ``JobFailed`` failure
-  with the server's reason;
+  based, ~1-2 s behind) -> started / stopping / stopped / finished / failed (the server's reason
+  in ``JobObserved.reason``);
 * ``error(status, body, api)``: the three "missing" answers -> JobAbsent, the rest -> Failure.
 
 No I/O. ``../shared/opensearch/transcript.md`` has the real answers these functions read.
@@ -27,6 +27,8 @@ from typing import Any, Mapping
 from rollup_operator.engine.elasticsearch import responses as answers
 from rollup_operator.job.config import InvalidSpec
 from rollup_operator.job.observations import (
+    FAILED,
+    FINISHED,
     FORBIDDEN,
     STARTED,
     STOPPED,
@@ -40,10 +42,6 @@ from rollup_operator.job.observations import (
     Refused,
 )
 
-#: A one-shot (non-continuous) OpenSearch job that has rolled up its whole source: done, not stopped.
-FINISHED = "finished"
-#: Failure kind of a job whose rollup failed on the server (Stalled, with the server's reason).
-JOB_FAILED = "JobFailed"
 METRICS = ("min", "max", "sum", "avg", "value_count")
 STAT_FIELDS = ("pages_processed", "documents_processed", "rollups_indexed", "index_time_in_millis",
                "search_time_in_millis")
@@ -161,15 +159,12 @@ def to_es_config(job_id: str, rollup: Mapping[str, Any]) -> dict:
     return out
 
 
-def state_of(job_id: str, enabled: bool, metadata: Mapping[str, Any] | None) -> str | Failure:
-    """The operator's state of a job from its ``enabled`` flag and ``_explain``'s ``rollup_metadata``."""
+def state_of(enabled: bool, metadata: Mapping[str, Any] | None) -> str:
+    """The operator's state of a job from its ``enabled`` flag and ``_explain``'s ``rollup_metadata``:
+    init, started and retry are started while enabled; finished and failed are kept as they are."""
     status = (metadata or {}).get("status")
-    if status == "failed":
-        reason = answers.clip((metadata or {}).get("failure_reason") or "no reason given")
-        return Failure(JOB_FAILED, f"rollup job [{job_id}] failed on the server: {reason}; fix the cause, then "
-                                   f"start it again (desiredState started after a stop, or _start)")
-    if status == FINISHED:
-        return FINISHED
+    if status in (FAILED, FINISHED):
+        return str(status)
     if enabled:
         return STARTED  # init, started, retry, or no metadata yet: armed on its schedule
     # Disabled: stopped once the metadata says so. "started" (or "retry") is a page still running or
@@ -177,13 +172,18 @@ def state_of(job_id: str, enabled: bool, metadata: Mapping[str, Any] | None) -> 
     return STOPPING if status in ("started", "retry") else STOPPED
 
 
+#: OpenSearch's counter names that Elasticsearch spells otherwise (status.stats shows Elasticsearch's).
+_ES_STAT = {"index_time_in_millis": "index_time_in_ms", "search_time_in_millis": "search_time_in_ms"}
+
+
 def stats(metadata: Mapping[str, Any] | None) -> dict[str, int]:
+    """The counters of ``rollup_metadata.stats``, named as Elasticsearch names them."""
     raw = (metadata or {}).get("stats") or {}
     out = {}
     for k in STAT_FIELDS:
         v = answers.stat_value(raw.get(k)) if isinstance(raw, Mapping) else None
         if v is not None:
-            out[k] = v
+            out[_ES_STAT.get(k, k)] = v
     return out
 
 
@@ -195,11 +195,11 @@ def observe(job_id: str, doc: Any, explain_entry: Any) -> JobObserved | Failure:
         return answers.unexpected(f"GET _plugins/_rollup/jobs/{answers.clip(job_id, 80)}",
                                   "no rollup object with a boolean enabled")
     md = explain_entry.get("rollup_metadata") if isinstance(explain_entry, Mapping) else None
-    state = state_of(job_id, rollup["enabled"], md if isinstance(md, Mapping) else None)
-    if isinstance(state, Failure):
-        return state
-    return JobObserved(state=state, stats=stats(md if isinstance(md, Mapping) else None),
-                       config=to_es_config(job_id, rollup))
+    md = md if isinstance(md, Mapping) else None
+    state = state_of(rollup["enabled"], md)
+    reason = answers.clip(str((md or {}).get("failure_reason") or "no reason given")) if state == FAILED else None
+    seq = (doc["_seq_no"], doc["_primary_term"]) if all(isinstance(doc.get(k), int) for k in ("_seq_no", "_primary_term")) else None
+    return JobObserved(state=state, stats=stats(md), config=to_es_config(job_id, rollup), reason=reason, seq=seq)
 
 
 def is_missing(status: int, body: Any) -> bool:
@@ -229,6 +229,10 @@ def error(status: int, body: Any, api: str) -> Outcome:
         return Failure(UNAUTHORIZED, f"OpenSearch rejected the credentials (401 {etype}): {reason}; check the connection's Secret")
     if status == 403:
         return Failure(FORBIDDEN, f"{reason} (403): grant the user the rollup permissions (cluster:admin/opendistro/rollup/*)")
+    if api == "update" and status == 409:
+        return Failure(UNAVAILABLE, f"rollup job changed on the server since it was read (409 {etype}); reading it again")
+    if api == "update" and status == 400:
+        return Refused("InvalidConfig", f"OpenSearch refused to update the job in place: {reason}")
     if api == "create" and status == 409:
         return Refused("JobIdReused", f"{reason}: a job with this id exists; choose a new spec.jobId")
     if api == "create" and status == 400:

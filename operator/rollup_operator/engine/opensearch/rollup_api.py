@@ -29,7 +29,8 @@ from rollup_operator.engine.elasticsearch import responses as answers
 from rollup_operator import metrics
 from rollup_operator.engine.opensearch import responses as osa
 from rollup_operator.engine.elasticsearch.rollup_api import classify
-from rollup_operator.job.observations import UNAVAILABLE, Done, Failure, JobAbsent, JobObserved, Outcome, StopTimedOut
+from rollup_operator.job.config import InvalidSpec
+from rollup_operator.job.observations import FAILED, FINISHED, STARTED, STOPPED, UNAVAILABLE, Refused, Done, Failure, JobAbsent, JobObserved, Outcome, StopTimedOut
 
 ENGINE = "opensearch"
 JOBS = "/_plugins/_rollup/jobs"
@@ -155,7 +156,7 @@ class OpenSearchGateway:
             if isinstance(seen, (Failure, JobAbsent)):
                 return seen
             now = time.monotonic()
-            if seen.state not in ("stopped", osa.FINISHED):
+            if seen.state not in (STOPPED, FINISHED, FAILED):  # failed and finished jobs run no page
                 still_since = None
             elif still_since is None or seen.stats != last:
                 still_since = now
@@ -171,12 +172,24 @@ class OpenSearchGateway:
 
     async def create(self, job_id: str, config: dict) -> Outcome:
         """PUT a new job (disabled: the job layer starts it if desired) from an ES-shaped config."""
-        return await self._act("create", "PUT", _path(job_id), osa.to_opensearch(config))
+        try:
+            body = osa.to_opensearch(config)
+        except InvalidSpec as e:  # a cron OpenSearch cannot run, a delay it cannot express: nothing is sent
+            return Refused("InvalidConfig", f"spec.config cannot be an OpenSearch rollup job: {e}")
+        return await self._act("create", "PUT", _path(job_id), body)
 
-    async def update(self, job_id: str, config: dict, seq_no: int, primary_term: int) -> Outcome:
-        """Replace a job's config, guarded by the ``_seq_no``/``_primary_term`` it was read at (409 if it moved)."""
-        path = f"{_path(job_id)}?if_seq_no={int(seq_no)}&if_primary_term={int(primary_term)}"
-        return await self._act("create", "PUT", path, osa.to_opensearch(config))
+    async def update(self, job_id: str, config: dict, seen: JobObserved) -> Outcome:
+        """Replace the config of the job ``seen`` showed, guarded by the ``_seq_no``/``_primary_term`` it
+        was read at (409 if it moved since: a transient failure, read again). It stays enabled as it was:
+        OpenSearch changes schedule, page_size and delay in place (the rest: 400 "Not allowed to modify")."""
+        if seen.seq is None:
+            return Failure(UNAVAILABLE, f"rollup job [{job_id}] was read without its _seq_no: reading it again")
+        path = f"{_path(job_id)}?if_seq_no={int(seen.seq[0])}&if_primary_term={int(seen.seq[1])}"
+        try:
+            body = osa.to_opensearch(config, enabled=seen.state == STARTED)
+        except InvalidSpec as e:
+            return Refused("InvalidConfig", f"spec.config cannot be an OpenSearch rollup job: {e}")
+        return await self._act("update", "PUT", path, body)
 
     async def delete(self, job_id: str) -> Outcome:
         return await self._act("delete", "DELETE", _path(job_id))
