@@ -234,3 +234,14 @@ def test_a_server_job_without_a_rollupjob_is_migrated_and_stopped_directly(clust
     assert obj["status"]["jobId"] == "by-hand" and obj["status"]["verification"]["agree"] is True
     assert emu.job_state("by-hand") == "stopped"
     assert any(r.method == "POST" and r.path == "/_rollup/job/by-hand/_stop" for r in emu.requests())
+
+
+def test_an_opensearch_connection_is_refused_with_a_clear_reason(cluster, emulator, operator, migration_crd):
+    os_emu = emulator("2.19.0", distribution="opensearch")
+    cluster.connection("os", os_emu.url)
+    operator()
+    cluster._create("rollupmigrations", "RollupMigration", "os",
+                    {"jobId": "any", "connectionRef": {"name": "os"}, "targetDataStream": TARGET, "approved": True})
+    obj = cluster.wait("os", lambda o: condition(o, "Stalled").get("reason") == "UnsupportedEngine", 30, "UnsupportedEngine",
+                       plural="rollupmigrations")
+    assert "OpenSearch" in condition(obj, "Stalled")["message"] and obj["status"]["phase"] == "Pending"

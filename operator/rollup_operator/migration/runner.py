@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any, Awaitable, Callable, Mapping
 
 from rollup_operator.engine.connection import Connection
+from rollup_operator.engine.dialect import OPENSEARCH
 from rollup_operator.engine.elasticsearch.rollup_api import classify
 from rollup_operator.job.spec import API_VERSION
 from rollup_operator.kube.client import Kube, KubeError
@@ -186,6 +187,11 @@ class Migrations:
         if conn.client is None:
             msg = failure.message if failure else "no client yet"
             return phases.Decision(None, phases.RECONCILING, "ConnectionUnavailable", msg, poll=True), extra
+        if conn.engine == OPENSEARCH:
+            return phases.Decision(None, phases.STALLED, "UnsupportedEngine",
+                                   f"ElasticsearchConnection {spec.namespace}/{conn_name} reaches OpenSearch: downsampling "
+                                   "(time series data streams, ILM's downsample action) is Elasticsearch's; an OpenSearch "
+                                   "rollup job has no RollupMigration", poll=True), extra
         es = conn.client
         if conn.info is not None and conn.info.version:
             extra["serverVersion"] = conn.info.version
