@@ -29,7 +29,7 @@ test-tools: packages install
 	$(BIN)/python -m tests.harness.build opensearch
 
 test: test-tools  ## the whole suite, as CI runs it: set-up above, then unit, emulator, integration, real OpenSearch node, e2e
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -rA  # -rA: every test is named in the log with its outcome
 
 CORE := */rollup_operator/job/*
 unit: install  ## the fast tests only (no API server); the job package's line coverage from tests/unit alone (>= 90%)
@@ -37,7 +37,7 @@ unit: install  ## the fast tests only (no API server); the job package's line co
 	$(BIN)/python -m coverage report --include='$(CORE)' --fail-under=90
 	$(BIN)/python -m pytest tests/emulator
 
-lint: install  ## ruff over the operator and the tests; mypy (strict on the core modules)
+lint: install  ## ruff over the operator, the emulator and the unit tests; mypy strict on all runtime code
 	$(BIN)/ruff check operator/rollup_operator emulator tests/unit tests/faults/test_status_race.py
 	$(BIN)/mypy
 

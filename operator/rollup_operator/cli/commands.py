@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
     """Add the subcommands to ``rollup-operator``'s subparsers; each sets ``handler``."""
     from rollup_operator.cli import export_cmd
     from rollup_operator.cli import plan_cmd
@@ -21,7 +22,7 @@ def dispatch(args: argparse.Namespace) -> int:
     from rollup_operator.cli.es_target import CommandError
 
     try:
-        return args.handler(args)
+        return int(args.handler(args))
     except CommandError as e:
         print(f"rollup-operator {args.command}: error: {e}", file=sys.stderr)
         return e.code

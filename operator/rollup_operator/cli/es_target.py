@@ -14,10 +14,10 @@ import os
 import ssl
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from rollup_operator.job.config import InvalidSpec
-from rollup_operator.job.spec import connection_spec_from_body
+from rollup_operator.job.spec import SecretKeyRef, connection_spec_from_body
 
 #: exit codes (documented in docs/adoption.md)
 EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNAUTHORIZED, EXIT_FORBIDDEN, EXIT_NOT_ES, EXIT_EXPORT, EXIT_KUBE = 2, 3, 4, 5, 6, 7, 8
@@ -60,7 +60,7 @@ def add_command(sub: Any, name: str, *, help: str, description: str, job_help: s
     add_connection_options(p)
     p.add_argument("--job", action="append", default=[], metavar="ID", help=job_help)
     p.add_argument("--output", "-o", choices=outputs, default=outputs[0], help=output_help)
-    return p
+    return cast(argparse.ArgumentParser, p)  # ``sub`` is argparse's private _SubParsersAction
 
 
 def add_connection_options(p: argparse.ArgumentParser) -> None:
@@ -136,7 +136,7 @@ def _target_from_connection(args: argparse.Namespace) -> Target:
         spec = connection_spec_from_body(body)
         secrets: dict[str, dict[str, str]] = {}
 
-        def secret(ref) -> str:
+        def secret(ref: SecretKeyRef) -> str:
             if ref.name not in secrets:
                 where = f"Secret {ns}/{ref.name}"
                 secrets[ref.name] = read(Secret, ref.name, where, f"{where} named by the connection not found").data or {}
@@ -148,6 +148,7 @@ def _target_from_connection(args: argparse.Namespace) -> Target:
         t = Target(url=spec.urls[0], urls=spec.urls, insecure=spec.insecure_skip_verify, connection=name, namespace=ns,
                    from_connection=True, timeout=args.request_timeout)
         if spec.username:
+            assert spec.password is not None  # the spec parser pairs them
             t.username, t.password = secret(spec.username), secret(spec.password)
         if spec.api_key:
             t.api_key = secret(spec.api_key)
@@ -162,7 +163,7 @@ def _target_from_connection(args: argparse.Namespace) -> Target:
         raise CommandError(f"cannot read ElasticsearchConnection {ns}/{name} through the kubeconfig: {e}", EXIT_KUBE) from None
 
 
-def client(t: Target):
+def client(t: Target) -> Any:
     from elasticsearch import Elasticsearch
 
     kw: dict[str, Any] = {"request_timeout": t.timeout, "max_retries": 0}
@@ -203,14 +204,14 @@ def command_error(e: Exception, t: Target, action: str, privilege: str = "monito
     return CommandError(f"{action} failed: {e}", EXIT_UNREACHABLE)
 
 
-def _reason(e) -> str:
+def _reason(e: Exception) -> str:
     body = getattr(e, "body", None)
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         return str(body["error"].get("reason"))
     return str(getattr(e, "message", e))
 
 
-def read_jobs(es, t: Target, *, opensearch: str | None = None) -> list[dict]:
+def read_jobs(es: Any, t: Target, *, opensearch: str | None = None) -> list[dict[str, Any]]:
     """The one read both commands need: ``GET _rollup/job/_all``. A server that is not Elasticsearch
     but OpenSearch has its jobs read in its own dialect (opensearch_jobs.py) when ``opensearch`` is
     None; else ``opensearch`` says why the command does not apply there."""

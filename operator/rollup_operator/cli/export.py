@@ -80,7 +80,7 @@ def resource_names(job_ids: Iterable[str]) -> dict[str, str]:
 # --- config translation -----------------------------------------------------------------------
 
 
-def config_from_es(es: Mapping[str, Any]) -> dict:
+def config_from_es(es: Mapping[str, Any]) -> dict[str, Any]:
     """The inverse of :func:`config_to_es`: a job's config as GET shows it -> ``spec.config``."""
     groups = es.get("groups") or {}
     dh = groups.get("date_histogram") or {}
@@ -116,7 +116,7 @@ def config_from_es(es: Mapping[str, Any]) -> dict:
     return cfg
 
 
-def checked_config(es: Mapping[str, Any]) -> dict:
+def checked_config(es: Mapping[str, Any]) -> dict[str, Any]:
     """:func:`config_from_es`, proven to compare equal the way the operator compares it."""
     cfg = config_from_es(es)
     if cfg.get("timeout") is not None and not _CRD_TIMEOUT.match(str(cfg["timeout"])):
@@ -142,7 +142,7 @@ DESIRED = {"started": "started", "indexing": "started", "stopped": "stopped"}
 class Exported:
     """One document and the comment lines printed above it."""
 
-    body: dict
+    body: dict[str, Any]
     comments: list[str] = field(default_factory=list)
 
 
@@ -155,7 +155,7 @@ class ConnectionInfo:
     insecure_skip_verify: bool = False
 
 
-def _meta(name: str, namespace: str | None) -> dict:
+def _meta(name: str, namespace: str | None) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if namespace:
         meta["namespace"] = namespace
@@ -204,7 +204,7 @@ def job_document(entry: Mapping[str, Any], name: str, connection: str, namespace
                         "Check its state, set desiredState and remove suspend.")
     spec["deletionPolicy"] = "Retain"
     spec["config"] = cfg
-    body = {"apiVersion": API_VERSION, "kind": JOB_KIND, "metadata": _meta(name, namespace), "spec": spec}
+    body: dict[str, Any] = {"apiVersion": API_VERSION, "kind": JOB_KIND, "metadata": _meta(name, namespace), "spec": spec}
     try:  # the same rules the operator applies to a stored RollupJob (and the CRD at admission)
         job_spec_from_body({**body, "metadata": {**body["metadata"], "namespace": namespace or "default", "generation": 1}})
     except InvalidSpec as e:
@@ -219,8 +219,14 @@ def export_documents(jobs: Iterable[Mapping[str, Any]], *, connection: Connectio
     ``only`` limits the export to these ids (an id that is not on the server is an error). A job
     that cannot be exported faithfully is left out and named in ``errors``.
     """
-    entries = {(e.get("config") or {}).get("id"): e for e in jobs}
+    entries: dict[str, Mapping[str, Any]] = {}
     errors: list[str] = []
+    for e in jobs:
+        job_id = (e.get("config") or {}).get("id")
+        if isinstance(job_id, str):
+            entries[job_id] = e
+        else:
+            errors.append(f"a job without a config.id ({job_id!r}) cannot be exported")
     wanted = sorted(entries)
     if only:
         only = list(dict.fromkeys(only))

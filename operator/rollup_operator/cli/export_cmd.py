@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from rollup_operator.cli import export
 from rollup_operator.cli.es_target import EXIT_EXPORT, CommandError, add_command, client, read_jobs, target_from_args
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
     p = add_command(
         sub, "export",
         help="print the server's rollup jobs as RollupJob manifests (kubectl apply -f - adopts them untouched)",

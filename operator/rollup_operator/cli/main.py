@@ -8,9 +8,12 @@ import logging
 import os
 import signal
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from rollup_operator import logs
+
+if TYPE_CHECKING:
+    from rollup_operator.ha.leader import Timings
 
 log = logging.getLogger("rollup_operator")
 
@@ -90,7 +93,7 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
-    state: dict = {"elector": None}
+    state: dict[str, Any] = {"elector": None}
 
     def is_ready() -> bool:  # leader or standby, ready to act or to take over: the Lease answers
         el = state["elector"]
@@ -108,7 +111,7 @@ async def _run(args: argparse.Namespace) -> int:
             await runner.cleanup()
 
 
-async def _lead(args: argparse.Namespace, stop: asyncio.Event, state: dict) -> int:
+async def _lead(args: argparse.Namespace, stop: asyncio.Event, state: dict[str, Any]) -> int:
     from rollup_operator.kube.client import load_config
     from rollup_operator.ha.leader import Elector, lead
     from rollup_operator.ha.lease_store import KubeLeaseStore, default_identity, default_namespace
@@ -143,7 +146,7 @@ async def _lead(args: argparse.Namespace, stop: asyncio.Event, state: dict) -> i
     return code
 
 
-def _drop_everything(state: dict) -> None:
+def _drop_everything(state: dict[str, Any]) -> None:
     """Leadership lost: lead() has cancelled the operator task, so run_operator cancels every pass,
     sync, Elasticsearch call and Kubernetes write in flight and sends nothing more. Every other task
     but ours is cancelled too (nothing outside the operator may write), then the process exits."""
@@ -154,7 +157,7 @@ def _drop_everything(state: dict) -> None:
             task.cancel()
 
 
-def _timings(args: argparse.Namespace):
+def _timings(args: argparse.Namespace) -> "Timings":
     from rollup_operator.ha.leader import Timings
 
     return Timings(args.leader_election_lease_duration, args.leader_election_renew_deadline,

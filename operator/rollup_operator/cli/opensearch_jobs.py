@@ -42,7 +42,7 @@ def is_opensearch(es: Any) -> bool:
     return isinstance(version, dict) and version.get("distribution") == "opensearch"
 
 
-def read_jobs(es: Any) -> list[dict]:
+def read_jobs(es: Any) -> list[dict[str, Any]]:
     """Every job as an Elasticsearch ``GET _rollup/job/_all`` entry: ``{"config": {...}, "status": {"job_state"}}``.
     Raises RuntimeError with the server's answer when a read fails."""
     docs: dict[str, Any] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import argparse
 import re
 import json
@@ -15,11 +17,11 @@ from rollup_operator.cli.es_target import EXIT_EXPORT, CommandError, add_command
 
 
 class _NoAliases(yaml.SafeDumper):
-    def ignore_aliases(self, data) -> bool:  # the plan repeats bodies on purpose; print them in full
+    def ignore_aliases(self, data: Any) -> bool:  # the plan repeats bodies on purpose; print them in full
         return True
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
     p = add_command(
         sub, "migration-plan",
         help="say for each rollup job whether and how it can become downsampling, with the requests to send",
@@ -38,7 +40,7 @@ def register(sub) -> None:
     p.set_defaults(handler=run)
 
 
-def source_facts(es, pattern: str) -> migration.SourceFacts:
+def source_facts(es: Any, pattern: str) -> migration.SourceFacts:
     """What the source of a job looks like: data streams, index mode, dimensions, metric types."""
     import elasticsearch
 
@@ -46,7 +48,8 @@ def source_facts(es, pattern: str) -> migration.SourceFacts:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            streams, covered = [], 0
+            streams: list[dict[str, Any]] = []
+            covered = 0
             for part in parts:
                 try:
                     found = es.indices.get_data_stream(name=part).body.get("data_streams") or []
@@ -83,7 +86,7 @@ def source_facts(es, pattern: str) -> migration.SourceFacts:
                                  metric_types=metric_types, downsample_interval=ds_interval)
 
 
-def _walk(props: dict, prefix: str, dims: set, types: dict, metrics: dict) -> None:
+def _walk(props: dict[str, Any], prefix: str, dims: set[str], types: dict[str, Any], metrics: dict[str, Any]) -> None:
     for name, spec in props.items():
         if not isinstance(spec, dict):
             continue
@@ -101,7 +104,7 @@ def _walk(props: dict, prefix: str, dims: set, types: dict, metrics: dict) -> No
 _ROW_BREAKING = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
-def markdown(plans: list[dict]) -> str:
+def markdown(plans: list[dict[str, Any]]) -> str:
     def cell(s: str) -> str:
         # A row is one line: every line break (CR, LF, NEL, U+2028/9...) and control character becomes a
         # space, '|' is escaped, and '\\' before it too so that "\\|" cannot close the cell.

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator
 
 from elasticsearch import AsyncElasticsearch
 
@@ -76,7 +76,7 @@ class StopRequest:
     wait_wanted: bool  # spec.waitForCompletion
     timeout: str  # the server's wait, as the spec says it
     timeout_s: float
-    superseded: asyncio.Event  # looked at once a request slot is free: set, the stop is no longer wanted
+    superseded: asyncio.Event  # looked at once a request slot is free: set[str], the stop is no longer wanted
     sent_at: float | None = None  # wall-clock time the request was sent; None: never sent
 
 
@@ -138,7 +138,7 @@ class Connection:
 
     # --- client lifecycle --------------------------------------------------------------------
 
-    async def _credentials(self) -> tuple[dict, str] | Failure:
+    async def _credentials(self) -> tuple[dict[str, Any], str] | Failure:
         """Client keyword arguments from the spec and its Secrets, plus their fingerprint (credentials.py)."""
         assert self.spec is not None
         creds = await credentials.resolve(self.spec, self._read_secret)
@@ -337,7 +337,7 @@ class Connection:
         return Snapshot(started, jobs=jobs)
 
 
-def build(body: dict, read_secret: credentials.SecretGetter, **kw) -> Connection:
+def build(body: dict[str, Any], read_secret: credentials.SecretGetter, **kw: Any) -> Connection:
     """A Connection for an ElasticsearchConnection object; an invalid spec gives a connection that
     reports ``InvalidConnection`` to every job that uses it."""
     meta = body.get("metadata") or {}

@@ -51,7 +51,7 @@ def interval_ms(value: str | None) -> int | None:
     return int(m.group(1)) * _UNIT_MS[m.group(2)] if m else None
 
 
-def _blocker(reason: str, message: str, proposal: str | None = None) -> dict:
+def _blocker(reason: str, message: str, proposal: str | None = None) -> dict[str, Any]:
     b = {"reason": reason, "message": message}
     if proposal:
         b["proposal"] = proposal
@@ -80,8 +80,8 @@ def _after(fixed: str | None, delay: str | None) -> str:
     return f"{days}d"
 
 
-def _requests(job_id: str, cfg: Mapping[str, Any], fixed: str, dims: list[str], metrics: list[dict],
-              facts: SourceFacts | None, after: str) -> dict:
+def _requests(job_id: str, cfg: Mapping[str, Any], fixed: str, dims: list[str], metrics: list[dict[str, Any]],
+              facts: SourceFacts | None, after: str) -> dict[str, Any]:
     name = resource_name(job_id)
     ts = "@timestamp"
     props: dict[str, Any] = {ts: {"type": "date"}}
@@ -117,13 +117,13 @@ def _requests(job_id: str, cfg: Mapping[str, Any], fixed: str, dims: list[str], 
     }
 
 
-def plan_job(config: Mapping[str, Any], facts: SourceFacts | None = None, job_id: str | None = None) -> dict:
+def plan_job(config: Mapping[str, Any], facts: SourceFacts | None = None, job_id: str | None = None) -> dict[str, Any]:
     """The migration plan of one job. ``config`` is Elasticsearch-shaped; see the module docstring."""
     job_id = job_id or str(config.get("id") or "job")
     groups = config.get("groups") or {}
     dh = groups.get("date_histogram") or {}
-    blockers: list[dict] = []
-    changes: list[dict] = []
+    blockers: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
 
     fixed = dh.get("fixed_interval")
     calendar = dh.get("calendar_interval")
@@ -241,21 +241,22 @@ def summary(plan: Mapping[str, Any]) -> str:
     return f"blocked by {reasons}" + (f"; nearest downsampling: fixed_interval {fixed}" if fixed else "")
 
 
-def plan_jobs(configs: Iterable[Mapping[str, Any]], facts: Mapping[str, SourceFacts] | None = None) -> list[dict]:
+def plan_jobs(configs: Iterable[Mapping[str, Any]], facts: Mapping[str, SourceFacts] | None = None) -> list[dict[str, Any]]:
     """Plans for several jobs; jobs over one source become downsampling rounds of one policy, so each
     interval must be a multiple of the shortest one on that source. ``facts`` is keyed by index_pattern."""
     configs = list(configs)
     plans = [plan_job(c, (facts or {}).get(str(c.get("index_pattern")))) for c in configs]
-    by_source: dict[str, list[dict]] = {}
+    by_source: dict[str, list[dict[str, Any]]] = {}
     for p in plans:
         if interval_ms(p.get("fixedInterval")):
             by_source.setdefault(str(p["indexPattern"]), []).append(p)
     for group in by_source.values():
-        shortest = min(group, key=lambda p: interval_ms(p["fixedInterval"]))
-        base = interval_ms(shortest["fixedInterval"])
+        ms = {id(p): interval_ms(p["fixedInterval"]) or 0 for p in group}  # all set: only jobs with an interval are grouped
+        shortest = min(group, key=lambda p: ms[id(p)])
+        base = ms[id(shortest)]
         for p in group:
-            iv = interval_ms(p["fixedInterval"])
-            if iv % base:
+            iv = ms[id(p)]
+            if base and iv % base:
                 p["blockers"].append(_blocker(
                     "IntervalNotMultiple", f"fixed_interval {p['fixedInterval']} is not a multiple of {shortest['fixedInterval']}, "
                     f"the shortest interval of another job ({shortest['jobId']}) on the same source: downsampling rounds of "
@@ -266,7 +267,7 @@ def plan_jobs(configs: Iterable[Mapping[str, Any]], facts: Mapping[str, SourceFa
     return plans
 
 
-def status_migration(config: Mapping[str, Any] | None) -> dict | None:
+def status_migration(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """``status.migration`` of a RollupJob: from the job's config alone, no Elasticsearch call.
 
     ``config`` is the Elasticsearch-shaped config (the observed job's, else ``config_to_es`` of

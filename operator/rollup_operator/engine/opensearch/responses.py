@@ -82,7 +82,7 @@ def cron_to_quartz(expr: str) -> str:
     return f"0 {m} {h} {dom} {mon} {dow}"
 
 
-def to_opensearch(config: Mapping[str, Any], enabled: bool = False) -> dict:
+def to_opensearch(config: Mapping[str, Any], enabled: bool = False) -> dict[str, Any]:
     """The body of ``PUT _plugins/_rollup/jobs/<id>`` for an ES-shaped config (``config_to_es``)."""
     groups = config["groups"]
     dh = dict(groups["date_histogram"])
@@ -90,7 +90,7 @@ def to_opensearch(config: Mapping[str, Any], enabled: bool = False) -> dict:
     for k in ("fixed_interval", "calendar_interval"):
         if dh.get(k):
             hist[k] = dh[k]
-    dims: list[dict] = [{"date_histogram": hist}]
+    dims: list[dict[str, Any]] = [{"date_histogram": hist}]
     dims += [{"terms": {"source_field": f}} for f in (groups.get("terms") or {}).get("fields", [])]
     h = groups.get("histogram") or {}
     dims += [{"histogram": {"source_field": f, "interval": h["interval"]}} for f in h.get("fields", [])]
@@ -110,7 +110,7 @@ def to_opensearch(config: Mapping[str, Any], enabled: bool = False) -> dict:
     }}
 
 
-def to_es_config(job_id: str, rollup: Mapping[str, Any]) -> dict:
+def to_es_config(job_id: str, rollup: Mapping[str, Any]) -> dict[str, Any]:
     """An OpenSearch job document (``rollup``) as an ES-shaped config, for comparison and export."""
     dh: dict[str, Any] = {}
     terms: list[str] = []

@@ -75,7 +75,7 @@ class OpenSearchGateway:
         finally:
             metrics.ES_REQUESTS.labels(api=api, status=status).observe(time.monotonic() - start)
 
-    async def info(self) -> dict | Failure:
+    async def info(self) -> dict[str, Any] | Failure:
         res = await self._call("info", "GET", "/")
         if isinstance(res, Failure):
             return res
@@ -86,8 +86,8 @@ class OpenSearchGateway:
         version = answers.server_version(body)
         return version if isinstance(version, Failure) else dict(body)
 
-    async def _explain(self, ids: list[str]) -> dict | Failure:
-        out: dict = {}
+    async def _explain(self, ids: list[str]) -> dict[str, Any] | Failure:
+        out: dict[str, Any] = {}
         for i in range(0, len(ids), EXPLAIN_BATCH):
             chunk = ",".join(quote(j, safe="") for j in ids[i:i + EXPLAIN_BATCH])
             res = await self._call("explain", "GET", f"{JOBS}/{chunk}/_explain")
@@ -124,7 +124,7 @@ class OpenSearchGateway:
             return explained
         return {jid: osa.observe(jid, doc, explained.get(jid)) for jid, doc in docs.items()}
 
-    async def get(self, job_id: str) -> tuple[JobObserved | Failure | JobAbsent, dict | None]:
+    async def get(self, job_id: str) -> tuple[JobObserved | Failure | JobAbsent, dict[str, Any] | None]:
         """One job (GET, real time, and its _explain), with its document (``_seq_no``, ``_primary_term``)."""
         res = await self._call("get", "GET", _path(job_id))
         if isinstance(res, Failure):
@@ -150,7 +150,7 @@ class OpenSearchGateway:
         t0 = time.monotonic()
         await asyncio.sleep(min(self.explain_lag_s, timeout_s))
         still_since: float | None = None  # since when the job has looked stopped with these counters
-        last: dict | None = None
+        last: dict[str, Any] | None = None
         while True:
             seen, _ = await self.get(job_id)
             if isinstance(seen, (Failure, JobAbsent)):
@@ -170,7 +170,7 @@ class OpenSearchGateway:
     async def start(self, job_id: str) -> Outcome:
         return await self._act("start", "POST", f"{_path(job_id)}/_start")
 
-    async def create(self, job_id: str, config: dict) -> Outcome:
+    async def create(self, job_id: str, config: dict[str, Any]) -> Outcome:
         """PUT a new job (disabled: the job layer starts it if desired) from an ES-shaped config."""
         try:
             body = osa.to_opensearch(config)
@@ -178,7 +178,7 @@ class OpenSearchGateway:
             return Refused("InvalidConfig", f"spec.config cannot be an OpenSearch rollup job: {e}")
         return await self._act("create", "PUT", _path(job_id), body)
 
-    async def update(self, job_id: str, config: dict, seen: JobObserved) -> Outcome:
+    async def update(self, job_id: str, config: dict[str, Any], seen: JobObserved) -> Outcome:
         """Replace the config of the job ``seen`` showed, guarded by the ``_seq_no``/``_primary_term`` it
         was read at (409 if it moved since: a transient failure, read again). It stays enabled as it was:
         OpenSearch changes schedule, page_size and delay in place (the rest: 400 "Not allowed to modify")."""
