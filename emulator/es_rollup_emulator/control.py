@@ -28,6 +28,9 @@ answers are JSON. Errors answer ``{"error": "<message>"}`` with 400/404.
 ``PUT /_emulator/api_keys/<id>``           ``{"key", "privileges", "owner"?}``; ``DELETE``
 ``PUT /_emulator/indices/<name>``          ``{"mappings"?, "settings"?}``
 ``POST /_emulator/rollup_usage``           create an index with ``_meta._rollup``
+``POST /_emulator/docs/<target>``          ``{"docs": [...]}`` into an index or data stream
+``POST /_emulator/jobs/<id>/_rollup_now``  write the job's rollup documents now
+``POST /_emulator/ilm/_run``               one ILM pass, ``{"advance": "2d"}`` later
 =========================================  ==================================================
 
 ``down_for`` closes the listening socket, so the control API itself is unreachable until the
@@ -130,6 +133,10 @@ class ControlApi:
         if head == "indices" and len(segs) == 2 and method in ("PUT", "POST"):
             emu.create_index(segs[1], body.get("mappings"), body.get("settings"))
             return {"acknowledged": True}
+        if head == "ilm" and segs[1:] == ["_run"] and method == "POST":  # ilm.py: one ILM pass, ``advance`` later
+            return {"steps": emu.run_ilm(str(body.get("advance", "0ms")))}
+        if head == "docs" and len(segs) == 2 and method == "POST":  # tsdocs.py: sources into an index or data stream
+            return {"indices": emu.index_docs(segs[1], list(body.get("docs") or []))}
         if head == "rollup_usage" and method == "POST":
             emu.seed_rollup_usage(body.get("index", "rollup-usage"))
             return {"acknowledged": True}
@@ -161,6 +168,8 @@ class ControlApi:
                 emu.oob_delete(job_id)
                 return {"acknowledged": True}
         elif method == "POST":
+            if action == "_rollup_now":  # rollup_data.py: the complete buckets since the checkpoint
+                return {"documents": emu.rollup_now(job_id)}
             if action == "_trigger":
                 return {"triggered": emu.trigger(job_id)}
             if action == "_start":

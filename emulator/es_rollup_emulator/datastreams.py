@@ -6,8 +6,9 @@ from its template (settings, mappings, ``@timestamp``), so a rollup job's ``inde
 the data stream resolves to it, as on a real node. Answers follow the shapes of Elasticsearch's
 ``IndicesGetDataStreamResponse`` and ``IndicesGetIndexTemplateResponse``: ``index_mode`` and, for
 a time series data stream, ``time_series.temporal_ranges`` (and, from 9.1, ``settings`` and
-``failure_store``, inferred from the current source). Not emulated: rollover, lifecycles
-(accepted and echoed, never run), component templates (``composed_of`` must be empty), documents.
+``failure_store``, inferred from the current source). Documents, rollover and template simulation
+are in tsdocs.py, ILM policies and their downsample action in ilm.py. Not emulated: data stream
+lifecycles (accepted and echoed, never run), component templates (``composed_of`` must be empty).
 """
 
 from __future__ import annotations

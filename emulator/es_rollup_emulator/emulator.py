@@ -316,6 +316,29 @@ class ElasticsearchEmulator:
 
         create_data_stream(self.cluster.indices, name)
 
+    def index_docs(self, target: str, docs: list[dict[str, Any]]) -> list[str]:
+        """Index sources into an index or a data stream (tsdocs.py); returns where each went."""
+        from .tsdocs import index_documents
+
+        return index_documents(self.cluster.indices, target, copy.deepcopy(docs))
+
+    def rollup_now(self, job_id: str) -> int:
+        """Write the job's rollup documents of the complete buckets since its checkpoint (rollup_data.py)."""
+        from .rollup_data import materialize
+
+        return materialize(self.cluster.indices, self._job(job_id))
+
+    def run_ilm(self, advance: str = "0ms") -> list[dict[str, Any]]:
+        """One ILM pass as if ``advance`` (e.g. ``"2d"``) more had passed (ilm.py); returns its steps."""
+        from .ilm import run
+        from .search import interval_ms
+
+        return run(self.cluster.indices, interval_ms(advance) if advance not in ("0", "0ms") else 0)
+
+    def documents(self, index: str) -> list[dict[str, Any]]:
+        """The sources stored in one index (a copy)."""
+        return copy.deepcopy(self.cluster.indices.documents.get(index, []))
+
     def seed_rollup_usage(self, index: str = "rollup-usage") -> None:
         """Create an index whose mapping has ``_meta._rollup`` (satisfies the 8.15+ usage rule)."""
         if index not in self.cluster.indices.indices:

@@ -151,6 +151,10 @@ class IndexStore:
         self.templates: dict[str, Template] = {}
         self.composable: dict[str, dict[str, Any]] = {}  # composable index templates (datastreams.py)
         self.data_streams: dict[str, Any] = {}  # name -> datastreams.DataStream
+        self.documents: dict[str, list[dict[str, Any]]] = {}  # index -> sources (tsdocs.py)
+        self.ilm_policies: dict[str, dict[str, Any]] = {}  # name -> {"policy", "version", "modified_date"} (ilm.py)
+        self.rolled_over_ms: dict[str, int] = {}  # backing index -> when it stopped being the write index
+        self.rollup_checkpoints: dict[str, int] = {}  # job id -> end of the last bucket rolled up (rollup_data.py)
 
     # -- resolution -------------------------------------------------------------------------
     def resolve(self, pattern: str) -> list[str]:
@@ -242,6 +246,7 @@ class IndexStore:
                 raise index_not_found(part)
         for n in names:
             self.indices.pop(n, None)
+            self.documents.pop(n, None)
         return names
 
     def put_template(self, name: str, body: dict[str, Any]) -> None:

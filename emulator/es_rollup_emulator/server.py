@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import web
 
 from .errors import ESError, PLAIN, RawResponse, SimpleError, parse_error, timeout_exception, validation_failed
-from . import datastreams
+from . import datastreams, ilm, rollup_data, search, tsdocs
 from .indices import index_not_found, version_id
 from .jobconfig import parse_job_config, validate_mappings
 from .params import parse_boolean, parse_time, unrecognized_params_message
@@ -621,6 +621,7 @@ def _build_routes() -> list[Route]:
         r("/_template", GET=(h_get_template,)),
         r("/_mapping", GET=(h_get_mapping,)),
         r("/{index}/_mapping", GET=(h_get_mapping,), PUT=(h_put_mapping,), POST=(h_put_mapping,)),
+        *tsdocs.routes(r), *ilm.routes(r), *search.routes(r), *rollup_data.routes(r),
         *datastreams.routes(r),
         r("/{index}", PUT=(h_create_index,), GET=(h_get_index,), HEAD=(h_get_index,), DELETE=(h_delete_index,)),
     ]

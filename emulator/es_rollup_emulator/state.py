@@ -149,6 +149,9 @@ class Cluster:
             return False
         job.stats["trigger_count"] += 1
         job.pages_in_run = 0
+        from .rollup_data import materialize  # a run writes the rollup documents of the complete buckets
+
+        materialize(self.indices, job)
         self._set_state(job, "indexing")
         self._schedule_page(job)
         return True

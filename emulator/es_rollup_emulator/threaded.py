@@ -31,7 +31,7 @@ SYNC_METHODS = (
     "set_latency", "set_not_elasticsearch", "fail_next", "clear_faults", "go_down", "come_up", "down_for",
     "restart", "oob_start", "oob_stop", "oob_delete", "set_user", "set_user_password", "remove_user",
     "set_api_key", "revoke_api_key", "requests", "count", "clear_requests", "create_index",
-    "put_index_template", "create_data_stream",
+    "put_index_template", "create_data_stream", "index_docs", "rollup_now", "run_ilm", "documents",
     "seed_rollup_usage", "add_job", "seed_jobs", "job_state", "job_stats", "job_ids", "get_job", "trigger",
     "trigger_all", "force_state", "set_timing", "set_job_timing", "set_auto_trigger", "wait_for_state", "info",
     "fail_job",  # OpenSearch dialect only (seed_jobs, job_state and the request log work on both)

@@ -27,6 +27,7 @@ from rollup_operator.job.spec import job_spec_from_body
 from rollup_operator.engine.credentials import not_allowed
 from rollup_operator.job.observations import FORBIDDEN, UNAUTHORIZED, UNAVAILABLE, Failure, JobAbsent, JobObserved
 from rollup_operator.job.status import connection_status, invalid_status, job_status
+from tests.gitops.migration_cases import CASES as MIGRATION_CASES
 
 CUSTOMIZATIONS = Path(__file__).resolve().parent.parent.parent / "manifests" / "gitops" / "resource_customizations"
 GROUP = "rollup.esops.dev"
@@ -120,6 +121,7 @@ CASES: list[tuple[str, str, Callable[[], dict], str, str]] = [
     ("ElasticsearchConnection", "progressing_generationBehind", lambda: _bumped(conn_with_status(None), 3),
      "Progressing", "Waiting for the operator to observe generation 3"),
     ("ElasticsearchConnection", "progressing_noStatus", conn_body, "Progressing", "Waiting for the operator to report status"),
+    *(("RollupMigration", name, build, health, message) for name, build, health, message, _ in MIGRATION_CASES),
 ]
 
 

@@ -20,6 +20,8 @@ SCRIPTS = {
     "resource.customizations.health.rollup.esops.dev_RollupJob": "resource_customizations/rollup.esops.dev/RollupJob/health.lua",
     "resource.customizations.health.rollup.esops.dev_ElasticsearchConnection":
         "resource_customizations/rollup.esops.dev/ElasticsearchConnection/health.lua",
+    "resource.customizations.health.rollup.esops.dev_RollupMigration":
+        "resource_customizations/rollup.esops.dev/RollupMigration/health.lua",
 }
 
 HEADER = """\

@@ -36,7 +36,7 @@ def run(binary: Path, mode: str, runs: list[tuple[str, dict]]) -> list[dict]:
 
 def test_the_layout_is_argo_cds():
     assert [str(k.relative_to(cases.CUSTOMIZATIONS)) for k in KINDS] == [
-        "rollup.esops.dev/ElasticsearchConnection", "rollup.esops.dev/RollupJob"]
+        "rollup.esops.dev/ElasticsearchConnection", "rollup.esops.dev/RollupJob", "rollup.esops.dev/RollupMigration"]
     for kind_dir in KINDS:
         tests = yaml.safe_load((kind_dir / "health_test.yaml").read_text())["tests"]
         assert tests and all(set(t) == {"healthStatus", "inputPath"} for t in tests)

@@ -24,6 +24,7 @@ README = CHART / "README.md"
 COPIES = {
     **{FILES / "crds" / p.name: p for p in sorted((REPO / "manifests" / "crds").glob("*.yaml"))},
     FILES / "prometheusrule.yaml": REPO / "manifests" / "monitoring" / "prometheusrule.yaml",
+    FILES / "prometheusrule-migrations.yaml": REPO / "manifests" / "monitoring" / "prometheusrule-migrations.yaml",
     FILES / "dashboard.json": REPO / "manifests" / "monitoring" / "dashboard.json",
 }
 

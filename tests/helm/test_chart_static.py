@@ -116,7 +116,7 @@ def test_crds_switches_and_existing_service_account(helm_bin):
     kinds = [o["kind"] for o in template(helm_bin, "--set", "crds.install=false")]
     assert "CustomResourceDefinition" not in kinds
     crds = [o for o in template(helm_bin, "--set", "crds.keep=false") if o["kind"] == "CustomResourceDefinition"]
-    assert len(crds) == 2 and all("annotations" not in c["metadata"] for c in crds)
+    assert len(crds) == 3 and all("annotations" not in c["metadata"] for c in crds)
     objs = template(helm_bin, "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=ops")
     assert "ServiceAccount" not in [o["kind"] for o in objs]
     assert deployment(objs)["spec"]["template"]["spec"]["serviceAccountName"] == "ops"

@@ -123,8 +123,10 @@ def test_manifests_rbac_is_exactly_what_the_operator_uses(kubectl, installed):
     """The ClusterRole grants only the verbs docs/operations.md lists; nothing cluster-wide beyond them."""
     role = json.loads(kubectl("get", "clusterrole", "rollup-operator", "-o", "json").stdout)
     granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
-    expected = {("rollup.esops.dev", "rollupjobs", v) for v in ("get", "list", "watch", "patch")}
+    expected = {("rollup.esops.dev", "rollupjobs", v) for v in ("get", "list", "watch", "patch", "delete")}
+    expected |= {("rollup.esops.dev", "rollupmigrations", v) for v in ("get", "list", "watch", "patch")}
     expected |= {("rollup.esops.dev", "elasticsearchconnections", v) for v in ("get", "list", "watch")}
-    expected |= {("rollup.esops.dev", r, v) for r in ("rollupjobs/status", "elasticsearchconnections/status") for v in ("get", "patch")}
+    expected |= {("rollup.esops.dev", r, v) for r in ("rollupjobs/status", "elasticsearchconnections/status", "rollupmigrations/status")
+                 for v in ("get", "patch")}
     expected |= {("", "secrets", "get"), ("", "events", "create"), ("", "events", "patch")}
     assert granted == expected

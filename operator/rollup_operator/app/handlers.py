@@ -16,6 +16,8 @@ import kopf
 
 from rollup_operator.app.controller import Controller
 from rollup_operator.job.spec import CONNECTION_PLURAL, GROUP, JOB_PLURAL, VERSION
+from rollup_operator.migration.runner import Migrations
+from rollup_operator.migration.spec import MIGRATION_PLURAL
 
 
 def in_cluster_server() -> str | None:
@@ -55,8 +57,16 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     async def job_event(event: kopf.RawEvent, **_: Any) -> None:
         contextvars.Context().run(controller.on_job_event, event.get("type"), dict(event["object"]))
 
+    # RollupMigrations (migration/runner.py): their own task each, on the controller's connections.
+    migrations = Migrations(controller.kube, controller.connection)
+
+    @kopf.on.event(GROUP, VERSION, MIGRATION_PLURAL, registry=registry)
+    async def migration_event(event: kopf.RawEvent, **_: Any) -> None:
+        contextvars.Context().run(migrations.on_event, event.get("type"), dict(event["object"]))
+
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        await migrations.close()
         await controller.close()
 
     return registry
