@@ -20,18 +20,23 @@ from .procstat import REPO_ROOT
 pytestmark = [pytest.mark.slow, pytest.mark.apiserver]
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def quick_results(tmp_path_factory, *extra: str) -> dict:
+    """Run ``python -m tests.bench --quick`` (with ``extra``) once and return its JSON figures."""
     if os.environ.get("ROLLUP_NO_APISERVER") == "1":
         pytest.skip("real kube-apiserver disabled by ROLLUP_NO_APISERVER=1")
     if not find_go():
         pytest.skip("the Go toolchain is not installed: cannot build the kube-apiserver harness")
     out = tmp_path_factory.mktemp("bench") / "results.json"
-    proc = subprocess.run([sys.executable, "-m", "tests.bench", "--quick", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "tests.bench", "--quick", *extra, "--out", str(out)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, f"benchmark failed:\n{proc.stderr[-6000:]}"
     print(proc.stdout)
     return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return quick_results(tmp_path_factory)
 
 
 def test_cold_start_sends_no_stop_or_start_and_reads_per_connection_not_per_job(results):

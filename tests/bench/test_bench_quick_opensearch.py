@@ -4,32 +4,18 @@ of the wait (GET and _explain of that job), never a second ``_stop``."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.harness.gobuild import find_go
+from .test_bench_quick import quick_results
 
-from .procstat import REPO_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.apiserver]
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    if os.environ.get("ROLLUP_NO_APISERVER") == "1":
-        pytest.skip("real kube-apiserver disabled by ROLLUP_NO_APISERVER=1")
-    if not find_go():
-        pytest.skip("the Go toolchain is not installed: cannot build the kube-apiserver harness")
-    out = tmp_path_factory.mktemp("bench") / "results.json"
-    proc = subprocess.run([sys.executable, "-m", "tests.bench", "--quick", "--engine", "opensearch", "--skip", "memory",
-                           "--out", str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=400)
-    assert proc.returncode == 0, f"benchmark failed:\n{proc.stderr[-6000:]}"
-    print(proc.stdout)
-    return json.loads(out.read_text())
+    return quick_results(tmp_path_factory, "--engine", "opensearch", "--skip", "memory")
 
 
 def test_cold_start_sends_no_stop_or_start_and_reads_per_connection(results):

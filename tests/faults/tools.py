@@ -15,6 +15,7 @@ from kubernetes.client.rest import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.support import GROUP, VERSION, condition
+from tests.support.waiting import wait_for  # noqa: F401 - the fault tests import it from here
 
 
 def connect(cluster, emu, name: str = "es", **spec: Any) -> None:
@@ -154,17 +155,6 @@ class Watch:
             self._w.stop()
         self._thread.join(5)
         self.api.close()
-
-
-def wait_for(pred, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def exists(cluster, name: str) -> bool:

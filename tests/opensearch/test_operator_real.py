@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from tests.support.waiting import wait_for
+
 from tests.integration.support import condition
 
 pytestmark = pytest.mark.apiserver
@@ -58,14 +60,7 @@ def put_job(node, job_id: str, source: str, *, enabled: bool, continuous: bool =
 
 
 def until(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.3)
+    return wait_for(pred, timeout, what, interval=0.3)
 
 
 def test_connection_status_names_opensearch(cluster, operator, opensearch_node):
