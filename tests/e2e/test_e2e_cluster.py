@@ -89,7 +89,12 @@ def test_rbac_is_exactly_what_manifests_declare(installed):
     assert granted == {k for k in want if k[0].endswith("Binding")}, granted
     can = lambda *a: c.kubectl("auth", "can-i", *a, f"--as={SA}", check=False).stdout.strip()  # noqa: E731
     assert can("watch", "rollupjobs.rollup.esops.dev", "-A") == "yes"
-    assert can("list", "secrets", "-A") == "no" and can("delete", "rollupjobs.rollup.esops.dev", "-A") == "no"
+    assert can("list", "secrets", "-A") == "no"
+    # delete on rollupjobs is granted for one thing only: a RollupMigration's cut-over under jobPolicy
+    # Delete removes the RollupJob it migrated (manifests/rbac.yaml); nothing cluster-wide beyond it
+    assert can("delete", "rollupjobs.rollup.esops.dev", "-A") == "yes"
+    assert can("delete", "elasticsearchconnections.rollup.esops.dev", "-A") == "no"
+    assert can("delete", "rollupmigrations.rollup.esops.dev", "-A") == "no"
     assert can("create", "pods", "-n", OP_NS) == "no"
 
 

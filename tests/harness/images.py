@@ -17,6 +17,7 @@ its storage in ``<cache>/buildah`` (vfs driver, chroot isolation: nothing else w
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -118,9 +119,12 @@ class Builder:
         tmp.unlink(missing_ok=True)
         _run(self.buildah("push", name, f"oci-archive:{tmp}:{name}"), f"buildah push {name}", self.log)
         os.replace(tmp, archive)
+        # Earlier builds of this image (other input hashes) go, but only once they are a day old: another
+        # checkout building at the same time (a second worktree, a CI clone) may be about to import its own.
         for old in self.dir.glob(archive.name.rsplit("-", 1)[0] + "-*.tar"):
-            if old != archive:
-                old.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                if old != archive and time.time() - old.stat().st_mtime > 86400:
+                    old.unlink()
 
     # ---- the three images ------------------------------------------------------------------
     def base_key(self) -> str:
