@@ -13,14 +13,14 @@ import asyncio
 import logging
 import time
 
-from rollup_operator.job.status import READY_CONDITION, get_condition
 from rollup_operator.engine import credentials
 from rollup_operator.engine.connection import Connection
 from rollup_operator.job.observations import JobObserved
 from rollup_operator.engine.shared_reads import Snapshot
 from rollup_operator.job import retry
 from rollup_operator.timefmt import rfc3339
-from rollup_operator.job.status import awaits_first_answer, connection_connecting_status, connection_status
+from rollup_operator.job.reconcile import announcing
+from rollup_operator.job.status import awaits_first_answer, connection_connecting_status, connection_status, ready_reason
 from rollup_operator.kube.status_writer import StatusWriter
 from rollup_operator.job.spec import Key
 from rollup_operator.job.store import ConnectionEntry, Store
@@ -41,16 +41,11 @@ async def sync_loop(entry: ConnectionEntry, conn: Connection, store: Store, queu
 
 
 async def sync_once(entry: ConnectionEntry, conn: Connection, store: Store, queue: WorkQueue[Key], writer: StatusWriter) -> None:
-    read = asyncio.ensure_future(_read(conn))
-    try:
-        if awaits_first_answer(entry.status, int(entry.generation or 0)):
-            await asyncio.wait({read}, timeout=retry.SLOW_ANSWER_S)
-            if not read.done():  # a silent server: say what is awaited now, not at requestTimeout
-                writer.publish(entry, connection_connecting_status(int(entry.generation or 0), conn.awaiting(),
-                                                                   entry.status, rfc3339()))
-        snap = await read
-    finally:
-        read.cancel()
+    generation = int(entry.generation or 0)
+
+    def connecting() -> None:
+        writer.publish(entry, connection_connecting_status(generation, conn.awaiting(), entry.status, rfc3339()))
+    snap = await announcing(_read(conn), retry.SLOW_ANSWER_S, connecting if awaits_first_answer(entry.status, generation) else None)
     publish_connection_status(entry, conn, snap, writer)
     wake_changed_jobs(entry.key, snap, store, queue)
     await warn_insecure_transport(entry, conn, writer)
@@ -100,9 +95,8 @@ def publish_connection_status(entry: ConnectionEntry, conn: Connection, snap: Sn
         len(snap.jobs) if snap.failure is None else None,
         entry.status, rfc3339(), engine=conn.engine,
     )
-    prev_ready = get_condition(entry.status.get("conditions"), READY_CONDITION) or {}
     new_ready = wanted["conditions"][0]
     event = None
-    if prev_ready.get("reason") != new_ready["reason"]:
+    if ready_reason(entry.status) != new_ready["reason"]:
         event = ("Normal" if new_ready["status"] == "True" else "Warning", new_ready["reason"], new_ready["message"])
     writer.publish(entry, wanted, event)  # written only if it differs

@@ -30,7 +30,6 @@ from rollup_operator import metrics
 from rollup_operator.timefmt import rfc3339
 from rollup_operator.job import ownership
 from rollup_operator.job import retry
-from rollup_operator.job.status import READY_CONDITION, get_condition
 from rollup_operator.job.actions import ACTIONS, KEEP, Context, LookAgain, RetryAfter, Written
 from rollup_operator.job.actions import Result as ActionResult
 from rollup_operator.engine.connection import Connection
@@ -40,6 +39,7 @@ from rollup_operator.kube.client import Kube
 from rollup_operator.job.spec import JobSpec
 from rollup_operator.job.observations import CONNECTION_NOT_FOUND, Failure, Observation
 from rollup_operator.job.status import (
+    ready_reason,
     awaits_first_answer,
     connecting_status,
     invalid_status,
@@ -76,6 +76,21 @@ async def interruptible(superseded: asyncio.Event, coro: Awaitable[T]) -> tuple[
     if completed:
         return True, task.result()
     return False, None
+
+
+async def announcing(aw: Awaitable[T], after: float, announce: Callable[[], None] | None) -> T:
+    """Await ``aw``; if ``announce`` is given and ``aw`` is still pending after ``after`` seconds, call it
+    once and go on waiting (a silent server is reported at once, not at requestTimeout). Cancelling
+    the caller cancels ``aw``."""
+    task = asyncio.ensure_future(aw)
+    try:
+        if announce is not None:
+            await asyncio.wait({task}, timeout=after)
+            if not task.done():
+                announce()
+        return await task
+    finally:
+        task.cancel()
 
 
 class Reconciler:
@@ -131,7 +146,7 @@ class Reconciler:
         if superseded.is_set():
             return DONE  # the queue runs the next pass at once, from the newer spec
         # 4. publish: the status rebuilt from this decision, an Event on a transition
-        took_over = own.owner is None and (get_condition(entry.status.get("conditions"), READY_CONDITION) or {}).get("reason") == ownership.DUPLICATE
+        took_over = own.owner is None and ready_reason(entry.status) == ownership.DUPLICATE
         if took_over:
             self.writer.publish(entry, None, ownership.resolved_event(spec))
         self.publish(entry, spec, d, obs)
@@ -154,16 +169,10 @@ class Reconciler:
             return Failure(CONNECTION_NOT_FOUND, f"ElasticsearchConnection {spec.namespace}/{spec.connection} does not exist")
         if not fresh and entry.obs is not None:
             return entry.obs
-        read = asyncio.ensure_future(conn.reads.snapshot(entry.need_fresh_after))
-        try:
-            if awaits_first_answer(entry.status, spec.generation):
-                await asyncio.wait({read}, timeout=retry.SLOW_ANSWER_S)
-                if not read.done():  # a silent server: say what is awaited now, not at requestTimeout
-                    self.writer.publish(entry, connecting_status(spec, conn.awaiting(), entry.progress,
-                                                                 entry.status, rfc3339()))
-            snap = await read
-        finally:
-            read.cancel()  # if this pass was cancelled meanwhile
+        def connecting() -> None:
+            self.writer.publish(entry, connecting_status(spec, conn.awaiting(), entry.progress, entry.status, rfc3339()))
+        snap = await announcing(conn.reads.snapshot(entry.need_fresh_after), retry.SLOW_ANSWER_S,
+                                connecting if awaits_first_answer(entry.status, spec.generation) else None)
         entry.obs, entry.obs_time = snap.observe(spec.job_id), snap.started_at
         if not isinstance(entry.obs, Failure):
             entry.progress = read_succeeded(entry.progress)
@@ -252,6 +261,6 @@ class Reconciler:
     def publish_invalid(self, entry: JobEntry) -> None:
         wanted = invalid_status(entry.generation, entry.invalid or "invalid spec", entry.status, rfc3339())
         metrics.RECONCILES.labels(result="InvalidSpec").inc()
-        prev_reason = (get_condition(entry.status.get("conditions"), READY_CONDITION) or {}).get("reason")
+        prev_reason = ready_reason(entry.status)
         event = ("Warning", "InvalidSpec", entry.invalid or "") if prev_reason != "InvalidSpec" else None
         self.writer.publish(entry, wanted, event)

@@ -117,9 +117,7 @@ CONNECTING = "Connecting"
 def awaits_first_answer(previous: Mapping[str, Any] | None, generation: int) -> bool:
     """Whether a status says nothing yet of this generation (or only that it is connecting): then
     a server that does not answer is worth a ``Connecting`` status while the request is pending."""
-    previous = previous or {}
-    reason = (get_condition(previous.get("conditions"), READY_CONDITION) or {}).get("reason")
-    return previous.get("observedGeneration") != generation or reason in (None, CONNECTING)
+    return (previous or {}).get("observedGeneration") != generation or ready_reason(previous) in (None, CONNECTING)
 
 
 def connecting_status(spec: JobSpec, awaited: str, progress: Progress, previous: Mapping[str, Any] | None, now: str) -> dict[str, Any]:
@@ -175,9 +173,7 @@ def transition_event(previous: Mapping[str, Any] | None, spec: JobSpec, verdict:
     """
     from rollup_operator.job.observations import StopTimedOut
 
-    previous = previous or {}
-    ready = get_condition(previous.get("conditions"), READY_CONDITION) or {}
-    prev_reason = ready.get("reason")
+    prev_reason = ready_reason(previous)
     if drift:
         return ("Warning", "DriftDetected", f"the server reports rollup job [{spec.job_id}] as {verdict.job_state} but desiredState is {spec.desired}: {verdict.message}")
     if verdict.reason == prev_reason:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from rollup_operator.job.status import (READY_CONDITION, RECONCILING_CONDITION, STALLED_CONDITION, condition,
-                                         get_condition, merge_conditions)
+from rollup_operator.job.status import (READY_CONDITION, ready_reason, RECONCILING_CONDITION, STALLED_CONDITION, condition,
+                                         merge_conditions)
 from rollup_operator.migration.phases import PHASES, READY, RECONCILING, STALLED, Decision
 
 Event = tuple[str, str, str]  # (type, reason, message)
@@ -87,7 +87,7 @@ def transitions(previous: Mapping[str, Any], status: Mapping[str, Any], d: Decis
     (Stalled, or awaiting an approval); none while nothing changed."""
     before = _index(previous.get("phase"))
     after = _index(status.get("phase"))
-    prev_reason = (get_condition(previous.get("conditions"), READY_CONDITION) or {}).get("reason")
+    prev_reason = ready_reason(previous)
     out: list[Event] = [("Normal", PHASES[i], d.message if i == after and d.state == READY else f"{PHASES[i]} reached")
                         for i in range(before + 1, after + 1)]
     if d.state == STALLED and prev_reason != d.reason:
