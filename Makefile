@@ -12,21 +12,21 @@ $(BIN)/python:
 install: $(BIN)/python  ## install the operator and the test tools into .venv
 	$(BIN)/pip install -q -e '.[test]' -e ./emulator
 
-harness: install  ## build (or reuse) the kube-apiserver and kstatus helpers from Go modules
-	$(BIN)/python -m tests.harness.build
+harness: install  ## build (or reuse) the kube-apiserver, kstatus and the other Go tools of devtools/go
+	$(BIN)/python -m devtools.harness.build
 
 packages:  ## the Debian packages the suite needs (installed when root; else listed): .ci/packages
 	bash .ci/packages
 
-opensearch: install  ## build (or reuse) the real OpenSearch node (Java 17 + Maven; tests/harness/opensearch_build.py)
-	$(BIN)/python -m tests.harness.build opensearch
+opensearch: install  ## build (or reuse) the real OpenSearch node (Java 17 + Maven; devtools/harness/opensearch_build.py)
+	$(BIN)/python -m devtools.harness.build opensearch
 
 # Everything the suite needs, as CI builds it: the packages, the Go tools, the single-node cluster's
 # binary and images (root only: they need containerd/buildah), the OpenSearch node.
 test-tools: packages install
-	$(BIN)/python -m tests.harness.build
-	if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m tests.harness.build node images; fi
-	$(BIN)/python -m tests.harness.build opensearch
+	$(BIN)/python -m devtools.harness.build
+	if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m devtools.harness.build node images; fi
+	$(BIN)/python -m devtools.harness.build opensearch
 
 test: test-tools  ## the whole suite, as CI runs it: set-up above, then unit, emulator, integration, real OpenSearch node, e2e
 	$(BIN)/python -m pytest -rA  # -rA: every test is named in the log with its outcome
@@ -37,22 +37,22 @@ unit: install  ## the fast tests only (no API server); the job package's line co
 	$(BIN)/python -m coverage report --include='$(CORE)' --fail-under=90
 	$(BIN)/python -m pytest tests/emulator
 
-lint: install  ## ruff over the operator, the emulator and the unit tests; mypy strict on all runtime code
-	$(BIN)/ruff check operator/rollup_operator emulator tests/unit tests/component tests/support tools tests/faults/test_status_race.py
+lint: install  ## ruff over the operator, the emulator, the unit tests and devtools/; mypy strict on all runtime code
+	$(BIN)/ruff check operator/rollup_operator emulator tests/unit tests/component tests/support tests/devtools devtools tests/faults/test_status_race.py
 	$(BIN)/mypy
 
 MODE ?= process
 sandbox: harness  ## API server + emulator + operator (MODE=process, default; MODE=pod: as a Pod in a single-node cluster, root)
-	$(BIN)/python -m tests.sandbox --mode $(MODE)
+	$(BIN)/python -m devtools.sandbox --mode $(MODE)
 
-node: install  ## build (or reuse) the single-node cluster's binaries and images (tests/harness/node.py)
-	$(BIN)/python -m tests.harness.build node images
+node: install  ## build (or reuse) the single-node cluster's binaries and images (devtools/harness/node.py)
+	$(BIN)/python -m devtools.harness.build node images
 
 bench: harness  ## the scale benchmark (J=1000 jobs over N=10 endpoints by default)
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m devtools.bench
 
 bench-quick: harness  ## a small, fast run of the benchmark (what CI runs)
-	$(BIN)/python -m tests.bench --quick
+	$(BIN)/python -m devtools.bench --quick
 
 e2e:  ## kind end-to-end suite (needs Docker and kind)
 	bash tests/e2e/run.sh

@@ -2,7 +2,7 @@
 
 Fixtures (all session-scoped except where noted):
 
-* ``apiserver``            -> tests.harness.apiserver.APIServer, started (built on first use).
+* ``apiserver``            -> devtools.harness.apiserver.APIServer, started (built on first use).
                               Skips the test if ROLLUP_NO_APISERVER=1 or Go is not installed.
 * ``admin_kubeconfig``     -> str path (user ``admin``, group system:masters)
 * ``operator_kubeconfig``  -> str path (identity of the operator's ServiceAccount
@@ -28,10 +28,10 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # so `tests.harness` imports however pytest was started
+if str(REPO_ROOT) not in sys.path:  # so `devtools.harness` imports however pytest was started
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.harness.gobuild import GoToolchainMissing, find_go  # noqa: E402
+from devtools.harness.gobuild import GoToolchainMissing, find_go  # noqa: E402
 
 
 def _progress_for(config):
@@ -58,7 +58,7 @@ def apiserver(pytestconfig):
     if not find_go():
         pytest.skip("the Go toolchain is not installed: cannot build the kube-apiserver harness "
                     "(install Go, or set ROLLUP_NO_APISERVER=1 to skip explicitly)")
-    from tests.harness.apiserver import APIServer, ensure_built
+    from devtools.harness.apiserver import APIServer, ensure_built
 
     try:
         binary = ensure_built(progress=_progress)
@@ -95,7 +95,7 @@ def user_kubeconfig(apiserver) -> str:
 @pytest.fixture(scope="session")
 def kube_admin(admin_kubeconfig):
     """kubernetes.client.ApiClient authenticated as cluster admin."""
-    from tests.harness.apiserver import api_client
+    from devtools.harness.apiserver import api_client
 
     api = api_client(admin_kubeconfig)
     try:
@@ -126,10 +126,10 @@ def kubectl(admin_kubeconfig):
 
 @pytest.fixture(scope="session")
 def opensearch_node(pytestconfig):
-    """A real OpenSearch 2.19.4 node with the rollup plugins (tests/harness/opensearch.py), shared by
+    """A real OpenSearch 2.19.4 node with the rollup plugins (devtools/harness/opensearch.py), shared by
     the session. Skips only outside CI when Java or Maven is missing; in CI (CI=true) a node that
     cannot be built or started fails the test."""
-    from tests.harness.opensearch import OpenSearchNode, OpenSearchToolchainMissing, toolchain
+    from devtools.harness.opensearch import OpenSearchNode, OpenSearchToolchainMissing, toolchain
 
     progress = _progress_for(pytestconfig)
     try:

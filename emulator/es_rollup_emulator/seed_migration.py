@@ -7,7 +7,7 @@
   group and per-field metrics: blocked (CalendarInterval, HistogramGroup, PerFieldMetrics,
   NotTimeSeriesDataStream).
 
-Used by ``tests/sandbox.py`` and the adoption tests; works on an ``ElasticsearchEmulator`` or an
+Used by ``devtools/sandbox.py`` and the adoption tests; works on an ``ElasticsearchEmulator`` or an
 ``EmulatorThread`` (same methods).
 """
 

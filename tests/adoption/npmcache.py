@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.harness.gobuild import cache_dir
+from devtools.harness.gobuild import cache_dir
 
 
 class NpmMissing(RuntimeError):

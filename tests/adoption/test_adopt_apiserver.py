@@ -1,6 +1,6 @@
 """The property that matters: export -> ``kubectl apply`` -> operator changes nothing on Elasticsearch.
 
-On the real API server (tests/harness) with the real ``kubectl`` and the operator as its own
+On the real API server (devtools/harness) with the real ``kubectl`` and the operator as its own
 process: every job of the corpus (Elasticsearch's YAML REST test configs the server accepts, plus
 generated ones), in a mix of states, is exported, applied and adopted: every RollupJob Ready at
 its generation, ``status.managed`` unset, no ``ConfigConflict`` seen at any time, and not one

@@ -32,7 +32,7 @@ def _progress(config):
 @pytest.fixture(scope="module", params=PROVIDERS)
 def cluster(request):
     if request.param == "local-node":
-        from tests.harness.node import skip_reason
+        from devtools.harness.node import skip_reason
 
         reason = skip_reason()
         if reason:

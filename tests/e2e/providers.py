@@ -1,6 +1,6 @@
 """Cluster providers of the end-to-end suite: where the cluster and Elasticsearch come from.
 
-* ``local-node`` (what CI runs): tests/harness/node.py's single-node cluster on this machine, the
+* ``local-node`` (what CI runs): devtools/harness/node.py's single-node cluster on this machine, the
   operator image built here with buildah, and the project's Elasticsearch emulator running as a
   Pod from that same image behind a Service; the ElasticsearchConnection uses the Service's
   ClusterIP (no DNS add-on). The emulator's request log shows every call the operator made.
@@ -184,7 +184,7 @@ class LocalNodeCluster(Cluster):
     name = "local-node"
 
     def __init__(self, progress=print, emulator_args: tuple[str, ...] = ("--no-auto-trigger",)) -> None:
-        from tests.harness.node import LocalNode
+        from devtools.harness.node import LocalNode
 
         self.emulator_args = emulator_args
         self.node = LocalNode(progress=progress).start()

@@ -89,7 +89,7 @@ class Watch:
     """
 
     def __init__(self, kubeconfig: str, namespace: str, plural: str = "rollupjobs"):
-        from tests.harness.apiserver import api_client
+        from devtools.harness.apiserver import api_client
 
         self.api = api_client(kubeconfig)  # its own connection pool: a stream holds a connection
         self.custom = client.CustomObjectsApi(self.api)

@@ -1,6 +1,6 @@
 """The Argo CD health checks in Argo CD's own engine: gopher-lua v1.1.2 set up the way Argo CD's
 controller sets up an argocd-cm script (util/lua/lua.go of argoproj/argo-cd v3.5.1, unchanged on
-master 3.6.0; see tests/gotools/argolua/main.go): base, package and table libraries only, `os`
+master 3.6.0; see devtools/go/argolua/main.go): base, package and table libraries only, `os`
 only through require("os") with time/date. Every case of Argo CD's test layout
 (resource_customizations/<group>/<Kind>/health_test.yaml + testdata/, built from the operator's own
 status code by tests/gitops/cases.py) is run that way, and with all libraries open, as Argo CD runs
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness.gotools import build_or_skip
+from devtools.harness.gotools import build_or_skip
 
 from . import cases
 

@@ -2,7 +2,7 @@
 kstatus, no configuration needed. This puts the Argo CD Lua verdict and the kstatus verdict side by
 side on the same operator-built objects, so manifests/gitops/README.md's table stays true.
 
-kstatus is the real library (sigs.k8s.io/cli-utils, built from Go modules by tests/harness);
+kstatus is the real library (sigs.k8s.io/cli-utils, built from Go modules by devtools/harness);
 skipped where Go is not installed.
 """
 
@@ -14,8 +14,8 @@ import pytest
 
 from rollup_operator.job.observations import FORBIDDEN, UNAVAILABLE, Failure, JobAbsent, JobObserved
 from tests.gitops.test_argocd_health import CONN_LUA, JOB_LUA, conn_with_status, health, job_body, with_status  # noqa: F401
-from tests.harness import kstatus
-from tests.harness.gobuild import find_go
+from devtools.harness import kstatus
+from devtools.harness.gobuild import find_go
 
 
 @pytest.fixture(scope="module", autouse=True)

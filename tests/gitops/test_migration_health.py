@@ -12,8 +12,8 @@ import pytest
 
 from tests.gitops.migration_cases import CASES
 from tests.gitops.test_argocd_health import GITOPS, health  # noqa: F401
-from tests.harness import kstatus
-from tests.harness.gobuild import find_go
+from devtools.harness import kstatus
+from devtools.harness.gobuild import find_go
 
 LUA = GITOPS / "resource_customizations" / "rollup.esops.dev" / "RollupMigration" / "health.lua"
 

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.harness.gotools import build_or_skip
+from devtools.harness.gotools import build_or_skip
 
 
 @pytest.fixture(scope="session")

@@ -32,11 +32,11 @@ def api():
     """An API server of its own: helm owns the CRDs and cluster roles here, not kubectl."""
     if os.environ.get("ROLLUP_NO_APISERVER") == "1":
         pytest.skip("real kube-apiserver disabled by ROLLUP_NO_APISERVER=1")
-    from tests.harness.gobuild import find_go
+    from devtools.harness.gobuild import find_go
 
     if not find_go():
         pytest.skip("the Go toolchain is not installed: cannot build the kube-apiserver harness")
-    from tests.harness.apiserver import APIServer, api_client, ensure_built
+    from devtools.harness.apiserver import APIServer, api_client, ensure_built
 
     with APIServer(binary=ensure_built(progress=None), progress=None) as server:
         admin = api_client(server.admin_kubeconfig)

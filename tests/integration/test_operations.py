@@ -6,7 +6,7 @@ import time
 import pytest
 from kubernetes import client
 
-from tests.harness import kstatus
+from devtools.harness import kstatus
 
 from .support import OperatorProcess, condition
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.gobuild import cache_dir
+from devtools.harness.gobuild import cache_dir
 
 from .bundle import DASHBOARD
 

@@ -29,9 +29,9 @@ def world(opensearch_node):
     """(cluster, node): the single-node cluster with the operator installed, and a real OpenSearch
     node on the node address (the session's node on 127.0.0.1 proves the toolchain is there)."""
     from tests.e2e import ops, providers
-    from tests.harness import node_host
-    from tests.harness.node import skip_reason
-    from tests.harness.opensearch import OpenSearchNode
+    from devtools.harness import node_host
+    from devtools.harness.node import skip_reason
+    from devtools.harness.opensearch import OpenSearchNode
 
     reason = skip_reason()
     if reason:

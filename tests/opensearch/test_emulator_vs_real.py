@@ -123,7 +123,7 @@ def facts(answer) -> dict:
 @pytest.fixture(scope="module")
 def fresh_node(opensearch_node):
     """A second real node, so the replay begins before any rollup job exists (no config index)."""
-    from tests.harness.opensearch import OpenSearchNode
+    from devtools.harness.opensearch import OpenSearchNode
 
     node = OpenSearchNode().start()
     try:

@@ -1,4 +1,4 @@
-"""The OpenSearch node harness itself (tests/harness/opensearch.py): the node is the real server
+"""The OpenSearch node harness itself (devtools/harness/opensearch.py): the node is the real server
 with the rollup plugins, and a SIGKILL of the test run leaves no process and no directory behind."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.harness.gobuild import REPO_ROOT
+from devtools.harness.gobuild import REPO_ROOT
 
 
 def test_node_is_opensearch_with_the_rollup_plugins(opensearch_node):
@@ -41,7 +41,7 @@ def test_sigkill_of_the_test_run_leaves_nothing_behind(opensearch_node):
     # The session node is up, so the build is cached: this child only starts a second node.
     script = (
         "import json, os, sys; sys.path.insert(0, sys.argv[1])\n"
-        "from tests.harness.opensearch import OpenSearchNode\n"
+        "from devtools.harness.opensearch import OpenSearchNode\n"
         "n = OpenSearchNode(progress=None).start()\n"
         "jvm = open(f'/proc/{n.proc.pid}/task/{n.proc.pid}/children').read().split()[0]\n"
         "print(json.dumps({'guard': n.proc.pid, 'jvm': int(jvm), 'dir': str(n.dir), 'url': n.url}), flush=True)\n"

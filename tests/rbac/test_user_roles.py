@@ -1,5 +1,5 @@
 """The user roles of manifests/user-roles.yaml on the real kube-apiserver, aggregated into the
-built-in view / edit / admin roles by Kubernetes' own aggregation controller (tests/gotools/rbacagg,
+built-in view / edit / admin roles by Kubernetes' own aggregation controller (devtools/go/rbacagg,
 since the harness runs no kube-controller-manager). Users are impersonated by the admin, so every
 answer is the API server's own authorization decision."""
 
@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from tests.harness.gotools import build_or_skip
+from devtools.harness.gotools import build_or_skip
 
 pytestmark = pytest.mark.apiserver
 
