@@ -177,7 +177,7 @@ def test_readonly_rootfs_contract_with_the_deployment():
 
 def test_dockerignore_keeps_the_context_small_but_complete():
     patterns = [line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    for must in (".git", ".venv", ".pytest_cache", "**/__pycache__", "tests"):
+    for must in (".git", ".venv", ".pytest_cache", "**/__pycache__", "tests", "devtools"):
         assert must in patterns, must
     # what the Dockerfile COPYs must not be ignored
     for needed in ("pyproject.toml", "README.md", "operator", "operator/"):

@@ -32,7 +32,8 @@ EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)  # https:, mailto:, ...
 
 
 def doc_pages(root: Path = REPO) -> list[Path]:
-    pages = [root / "README.md", root / "tests" / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    pages = [root / "README.md", root / "tests" / "README.md", *sorted((root / "docs").rglob("*.md")),
+             *sorted((root / "devtools").rglob("README.md"))]
     return [p for p in pages if p.is_file()]
 
 
@@ -106,7 +107,7 @@ def problems(page: Path, root: Path = REPO, pending: frozenset[str] = PENDING) -
 
 def test_the_documentation_pages_are_there():
     names = {p.relative_to(REPO).as_posix() for p in doc_pages()}
-    for wanted in ("README.md", "tests/README.md", "docs/install.md", "docs/reference/api.md", "docs/reference/conditions.md",
+    for wanted in ("README.md", "tests/README.md", "devtools/README.md", "docs/install.md", "docs/reference/api.md", "docs/reference/conditions.md",
                    "docs/reconciliation.md", "docs/adoption.md", "docs/migration.md", "docs/operations.md",
                    "docs/high-availability.md", "docs/security.md", "docs/design.md", "docs/architecture.md",
                    "docs/benchmarks.md", "docs/faults.md", "docs/development.md"):
@@ -283,3 +284,44 @@ def test_the_conditions_page_names_every_reason_the_code_writes():
     page = (REPO / "docs" / "reference" / "conditions.md").read_text()
     rows = {cell for line in page.splitlines() if line.startswith("| `") for cell in re.findall(r"`([A-Za-z]+)`", line.split(" | ")[0])}
     assert sorted(reasons - rows) == [], "docs/reference/conditions.md has no row for these reasons"
+
+
+# --- runtime code imports neither the tests nor the tooling --------------------------------------
+
+RUNTIME = (REPO / "operator" / "rollup_operator", REPO / "emulator" / "es_rollup_emulator")
+NOT_FROM_RUNTIME = ("tests", "devtools", "tools")  # tools/: what devtools/ was before issue 23
+
+
+def imports_of_tests_or_tooling(roots: tuple[Path, ...] = RUNTIME, root: Path = REPO) -> list[str]:
+    """``file:line imports name`` for every import (lazy ones included) of tests or tooling in the runtime code."""
+    import ast
+
+    found = []
+    for base in roots:
+        for path in sorted(base.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    if name.split(".", 1)[0] in NOT_FROM_RUNTIME:
+                        found.append(f"{path.relative_to(root).as_posix()}:{node.lineno} imports {name}")
+    return found
+
+
+def test_the_runtime_code_imports_neither_tests_nor_tooling():
+    assert all(r.is_dir() for r in RUNTIME)
+    assert imports_of_tests_or_tooling() == []
+
+
+def test_an_import_of_the_tooling_or_the_tests_is_found(tmp_path):
+    pkg = tmp_path / "operator" / "pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "ok.py").write_text("import os\nfrom . import tests\nfrom testsuite import x\n")
+    (pkg / "bad.py").write_text("import devtools.harness.build\n\ndef f():\n    from tests.support import fake_kube\n    import tools.trace_stop\n")
+    assert imports_of_tests_or_tooling((pkg,), tmp_path) == [
+        "operator/pkg/bad.py:1 imports devtools.harness.build", "operator/pkg/bad.py:4 imports tests.support",
+        "operator/pkg/bad.py:5 imports tools.trace_stop"]
