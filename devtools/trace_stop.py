@@ -11,6 +11,10 @@ then edits it to ``desiredState: stopped`` and records, with ``sys.setprofile``,
 
 Consecutive steps in one module are collapsed. Printed per leg: the module sequence, the number of
 distinct modules, and the hops into a module already left (a return to a caller counts as one).
+Then the call chain at each landmark (the watch event into the store, the job into the queue, the
+status queued, the stop request, the status write): the runtime modules with a frame on the stack
+there, outermost first, i.e. the layers the request passes through, without the helpers (spec
+parsing, decide, status building, progress folding, answer checks) called and returned from.
 ``--functions`` prints each step's function too. Only frames of the traced tasks are counted, so other tasks (the connection sync, the emulator) do
 not pollute the trace.
 """
@@ -41,6 +45,10 @@ class Tracer:
         self.folded = False
         self.where: dict[str, list[str]] = {}  # the function of each step (--functions)
         self.stopping_written = False
+        #: The call chain (the runtime modules with a frame on the stack, outermost first) at each
+        #: landmark: how deep the request goes, apart from the helpers called and returned from.
+        self.chains: dict[str, list[str]] = {}
+        self.spawned_from: list[str] = []
 
     def leg(self) -> str | None:
         try:
@@ -64,6 +72,8 @@ class Tracer:
         leg = self.leg()
         if leg is None or (leg == "B" and self.stopping_written):
             return
+        if leg == "B" and event == "call" and frame.f_code.co_name == "_apply" and module_of(frame.f_code.co_filename) == "kube.status_writer":
+            self.chains.setdefault("status write", chain(frame))
         f = frame if event == "call" else frame.f_back
         mod = module_of(f.f_code.co_filename) if f is not None else None
         if mod is None:
@@ -72,12 +82,33 @@ class Tracer:
             return
         if event == "call" and mod == "engine.elasticsearch.rollup_api" and frame.f_code.co_name == "stop":
             self.stop_sent = True
+            # the interruptible action runs in a task of its own: its chain goes on from where the pass spawned it
+            self.chains.setdefault("stop request", self.spawned_from + chain(frame))
+        if event == "call" and mod == "job.reconcile" and frame.f_code.co_name == "interruptible" and not self.spawned_from:
+            self.spawned_from = chain(frame)
+        if event == "call" and mod == "job.store" and frame.f_code.co_name == "put_job":
+            self.chains.setdefault("watch event into the store", chain(frame))
+        if event == "call" and mod == "job.workqueue" and frame.f_code.co_name == "add":
+            self.chains.setdefault("job into the queue", chain(frame))
+        if event == "call" and mod == "kube.status_writer" and frame.f_code.co_name == "publish":
+            self.chains.setdefault("status queued", chain(frame))
         if event == "call" and self.stop_sent and mod == "job.progress" and frame.f_code.co_name == "advance":
             self.folded = True  # the stop's outcome is back in the pass: leg A ends here
         seq = self.legs[leg]
         if not seq or seq[-1] != mod:
             seq.append(mod)
             self.where.setdefault(leg, []).append(f"{mod}:{f.f_code.co_name}")
+
+
+def chain(frame) -> list[str]:
+    mods: list[str] = []
+    f = frame
+    while f is not None:
+        m = module_of(f.f_code.co_filename)
+        if m is not None and (not mods or mods[-1] != m):
+            mods.append(m)
+        f = f.f_back
+    return mods[::-1]
 
 
 def report(name: str, seq: list[str]) -> dict:
@@ -142,6 +173,12 @@ async def main() -> int:
     b = report("B (status write of Stopping)", t.legs["B"])
     both = set(a["distinct"]) | set(b["distinct"])
     print(f"together: {len(both)} modules, {a['back'] + b['back']} hops into a module already left")
+    on_chains: set[str] = set()
+    for what, mods in t.chains.items():
+        on_chains |= set(mods)
+        print(f"call chain at {what}: " + " -> ".join(mods))
+    print("(the Kubernetes client is tests/support/fake_kube.py here: a real run adds kube.client and kube.transport below the status write)")
+    print(f"call chains: {len(on_chains)} modules the request goes through (helpers called and returned from not counted)")
     return 0
 
 

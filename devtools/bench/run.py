@@ -341,6 +341,14 @@ class Bench:
         if spy is not None:
             spy.send_signal(2)
             spy.wait(60)
+        # Events are posted after the statuses they describe and have fewer slots (status_writer.py),
+        # so under a backlog they land after the last Ready: wait for them, and say how long it took.
+        ev_want = 2 * J  # Stopping and Stopped, one each per job
+        ev0 = w0.get("event", 0.0)
+        t_ev = time.monotonic()
+        while op.writes().get("event", 0.0) - ev0 < ev_want and time.monotonic() - t_ev < 60:
+            time.sleep(0.25)
+        events_after_ready = round(time.monotonic() - t_all, 2)
         breakdown = self.stop_breakdown(flips)
         lat = [self.watch.first_ready[(NS, n, f[2])] - f[0] for n, f in flips.items()]
         lat_ack = [self.watch.first_ready[(NS, n, f[2])] - f[1] for n, f in flips.items()]
@@ -366,6 +374,8 @@ class Bench:
             "es_requests": es,
             "k8s_writes": writes,
             "k8s_writes_total": sum(writes.values()),
+            "events_posted": op.writes().get("event", 0.0) - ev0,
+            "events_all_posted_seconds_after_last_ready": events_after_ready,
             "stop_timeouts": timeouts,
             "window_seconds": round(window, 1),
             "periodic_reads_in_window": round(p.endpoints * window / p.sync_interval, 1),
@@ -685,6 +695,8 @@ def table(r: dict[str, Any]) -> str:
               for k, v in (ms.get("breakdown") or {}).items() if k != "per_job"],
             ("mass stop: ES requests", fmt(ms["es_requests"])),
             ("mass stop: K8s writes", fmt(ms["k8s_writes"])),
+            ("mass stop: all Events posted (of 2 per job), after the last Ready",
+             f"{ms['events_posted']:g} in {ms['events_all_posted_seconds_after_last_ready']:g} s"),
             ("mass stop: CPU seconds by process", fmt(ms["cpu_seconds"])),
             ("mass stop: operator CPU by thread (event loop / other threads)",
              f"{ms['operator_cpu_by_thread']['main']:g} / {ms['operator_cpu_by_thread']['threads']:g} s "

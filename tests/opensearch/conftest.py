@@ -44,3 +44,10 @@ def es_config(source: str, target: str, page_size: int = 1000) -> dict:
             "groups": {"date_histogram": {"field": "ts", "fixed_interval": "1m", "time_zone": "UTC"},
                        "terms": {"fields": ["host"]}},
             "metrics": [{"field": "v", "metrics": ["min", "max", "sum"]}], "timeout": "20s"}
+
+
+def without_metadata_id(d: dict) -> dict:
+    """A job document as only a client's write can change it: the plugin writes ``metadata_id`` into an
+    enabled job on its first scheduled run (RollupRunner), which bumps ``_seq_no``/``_version``; every
+    client write (_start, _stop, PUT) changes ``rollup.last_updated_time``, which stays compared."""
+    return {k: v for k, v in d["rollup"].items() if k != "metadata_id"}

@@ -12,7 +12,7 @@ import yaml
 
 from rollup_operator.engine.opensearch import responses as osa
 
-from .conftest import es_config
+from .conftest import es_config, without_metadata_id
 
 pytestmark = pytest.mark.apiserver
 
@@ -22,15 +22,9 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def stored(node, job_id: str) -> dict:
-    """The job document as the operator could have changed it. The plugin writes ``metadata_id`` into the job
-    itself on the job's first scheduled run (RollupRunner, "update job with the id"), which bumps ``_version``;
-    every write the operator could make (``_start``, ``_stop``, a PUT) changes ``last_updated_time``, which is
-    kept. So this compares everything but that one plugin-owned field."""
     status, body = node.request("GET", f"/_plugins/_rollup/jobs/{job_id}")
     assert status == 200, body
-    doc = dict(body["rollup"])
-    doc.pop("metadata_id", None)
-    return doc
+    return without_metadata_id(body)
 
 
 @pytest.fixture

@@ -58,11 +58,7 @@ class Controller:
                 self.queue.cancel(key)
             self._wake_claimants()
             return
-        current = self.store.jobs.get(key)
-        keep = current is not None and self.writer.writing(current)
-        # While the operator's own status writes are queued, the entry's status already is what
-        # the stored status becomes once they land; this event's status predates them.
-        entry = self.store.put_job(body, time.monotonic(), keep_status=keep)
+        entry = self.store.put_job(body, time.monotonic())
         if entry is not None and not self.closing:
             self.queue.add(key)
         self._wake_claimants()

@@ -21,7 +21,7 @@ from rollup_operator.engine.connection import ROTATED, Connection, Rotated, Stop
 from rollup_operator.job.decide import Action
 from rollup_operator.kube.client import Kube, KubeError
 from rollup_operator.job.spec import FINALIZER, JobSpec
-from rollup_operator.job.observations import Failure, JobObserved, Observation, Outcome, StopTimedOut
+from rollup_operator.job.observations import JobObserved, Observation, Outcome, StopTimedOut
 from rollup_operator.job.store import JobEntry
 
 
@@ -100,9 +100,6 @@ def _conn(ctx: Context) -> Connection:
 
 async def _stop(ctx: Context) -> Result:
     conn, spec, p = _conn(ctx), ctx.spec, ctx.entry.progress
-    gw = await conn.gateway_or_failure()
-    if isinstance(gw, Failure):
-        return Acted(gw)
     since = time.time() - p.last_stop_at if p.last_stop_at is not None else None
     gap = retry.stop_spacing(ctx.poll_interval, since, isinstance(p.last_outcome, StopTimedOut))
     if gap > 0:

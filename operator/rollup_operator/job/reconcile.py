@@ -214,7 +214,7 @@ class Reconciler:
             entry.forget_observation(now)
             return AGAIN
         if isinstance(acted, Written):  # the API server's answer goes into the store as the watch would bring it
-            self.store.put_job(acted.obj, now, keep_status=self.writer.writing(entry))
+            self.store.put_job(acted.obj, now)
             return AGAIN
         if isinstance(acted, RetryAfter):
             return Result(requeue_after=acted.seconds)

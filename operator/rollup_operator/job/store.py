@@ -74,6 +74,8 @@ class JobEntry:
     #: The stored status as the operator knows it: the last one it wrote (or queued), else the
     #: watch's. Status writes are whole (server-side apply), so this is what the server holds.
     status: dict[str, Any] = field(default_factory=dict)
+    #: The status writer has writes of this job queued or in flight (status_writer.py sets and clears it).
+    writes_pending: bool = False
     # what is known of the server job
     obs: Observation | None = None
     obs_time: float = -1.0  # monotonic time the read behind ``obs`` was sent
@@ -120,6 +122,7 @@ class ConnectionEntry:
     rv: int = 0
     generation: int | None = None
     status: dict[str, Any] = field(default_factory=dict)
+    writes_pending: bool = False  # as JobEntry's
     conn: Connection | None = None
     uid: str | None = None
     #: The cluster's identities (Connection.clusters): empty while unknown, None while unusable.
@@ -149,11 +152,12 @@ class Store:
 
     # --- RollupJobs ----------------------------------------------------------------------------
 
-    def put_job(self, body: Mapping[str, Any], now: float, *, keep_status: bool = False) -> JobEntry | None:
+    def put_job(self, body: Mapping[str, Any], now: float) -> JobEntry | None:
         """Take in a job's object. Returns its entry if it needs a pass, else None.
 
-        ``keep_status``: the operator's own status writes for this job are still queued; the
-        object's status predates them and must not replace what they are about to store.
+        While the operator's own status writes for the job are queued or in flight
+        (``entry.writes_pending``, kept by the status writer), the entry's status already is what the
+        stored status becomes once they land: the object's status predates them and is not taken.
         """
         meta = body.get("metadata") or {}
         key = key_of(body)
@@ -166,7 +170,7 @@ class Store:
         entry.rv = rv or entry.rv
         entry.uid = str(meta.get("uid", entry.uid))
         entry.created = parse_time(meta.get("creationTimestamp")) or entry.created
-        if not keep_status:
+        if not entry.writes_pending:
             entry.status = dict(body.get("status") or {})
         entry.finalizers = tuple(meta.get("finalizers") or ())
         try:

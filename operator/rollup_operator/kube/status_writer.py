@@ -51,6 +51,9 @@ class Writable(Protocol):
     name: str
     rv: int
     status: dict[str, Any]
+    #: Set while this writer has writes of the object queued or in flight: the store then keeps
+    #: ``status`` (what the stored status becomes once they land) over a watch event's older one.
+    writes_pending: bool
 
     @property
     def kind(self) -> str: ...
@@ -123,14 +126,10 @@ class StatusWriter:
                 box.waiter.raise_to(priority(box.status))
         if event is not None:
             box.events.append(event)
+        target.writes_pending = True
         if box.task is None or box.task.done():
             box.task = asyncio.get_running_loop().create_task(self._drain(box), name=f"status {target.kind} {target.namespace}/{target.name}")
         return True
-
-    def writing(self, target: Writable) -> bool:
-        """Writes of ``target`` are queued or in flight (its stored status is about to change)."""
-        box = self._outboxes.get((target.kind, target.namespace, target.name))
-        return box is not None and box.task is not None and not box.task.done()
 
     def _box(self, target: Writable) -> _Outbox:
         k = (target.kind, target.namespace, target.name)
@@ -162,6 +161,7 @@ class StatusWriter:
             t = box.target
             if box.status is None and not box.events:
                 self._outboxes.pop((t.kind, t.namespace, t.name), None)
+            t.writes_pending = False
 
     async def _apply(self, target: Writable, status: dict[str, Any]) -> dict[str, Any] | None:
         delay: float | None = None
