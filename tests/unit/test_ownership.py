@@ -187,3 +187,18 @@ def test_store_drops_claims_of_unusable_specs_and_deleted_connections():
     assert st.ownership(young) == Ownership(("ns", "old"))  # fixed: it claims again, and is older
     st.set_clusters(("ns", "es"), None)  # the connection is gone / unusable
     assert st.claimants("j") == []
+
+
+def test_owner_of_a_job_for_an_actor_that_is_not_a_rollupjob():
+    """Store.owner_of (a RollupMigration acting on the server job itself): the oldest RollupJob naming
+    the job on that cluster, any namespace; none on another cluster; not certain while a cluster is unknown."""
+    st = Store()
+    assert st.owner_of("j", A) == Ownership()  # nobody names it
+    connect(st, "o", "es", A)
+    st.put_job(job_body("theirs", ns="o", created="2026-12-01T10:00:09Z"), 0.0)
+    connect(st, "t", "es", B)
+    st.put_job(job_body("mine", ns="t", created="2026-12-01T10:00:00Z"), 0.0)  # older, but on another cluster
+    assert st.owner_of("j", A) == Ownership(("o", "theirs"))
+    assert st.owner_of("j", B) == Ownership(("t", "mine"))
+    assert st.owner_of("other-id", A) == Ownership()
+    assert st.owner_of("j", frozenset()).certain is False  # the actor's own cluster is not known yet

@@ -48,7 +48,10 @@ async def test_add_after_fires_once_and_add_cancels_the_timer():
     await asyncio.sleep(0.1)
     assert runs == ["k", "k"]
     q.add_after("k", 0)
-    await asyncio.sleep(0.01)
+    for _ in range(100):
+        if len(runs) == 3:
+            break
+        await asyncio.sleep(0.01)
     assert runs == ["k", "k", "k"]
 
 
@@ -69,6 +72,9 @@ async def test_results_requeue_at_once_or_later():
 async def test_immediate_requeues_are_bounded_then_spaced(monkeypatch):
     from rollup_operator.job import retry
     monkeypatch.setattr(retry, "IMMEDIATE_REQUEUES", 3)
+    assert retry.requeue_backoff(1) == 0.005 and retry.requeue_backoff(30) == retry.REQUEUE_MAX_S
+    # the first spaced requeue at 50 ms instead of 5, so that a loaded machine cannot run it before it is looked at
+    monkeypatch.setattr(retry, "REQUEUE_FIRST_S", 0.05)
     runs = []
 
     async def process(key, _superseded):
@@ -78,18 +84,21 @@ async def test_immediate_requeues_are_bounded_then_spaced(monkeypatch):
     q = WorkQueue(process)
     q.add("s")
     await asyncio.sleep(0.001)
-    assert len(runs) == 4 and q.pending("s")  # 1 + 3 at once, then the 4th requeue waits 5 ms
-    await asyncio.sleep(0.3)
+    assert len(runs) == 4 and q.pending("s")  # 1 + 3 at once, then the 4th requeue waits 50 ms
+    for _ in range(300):
+        if len(runs) == 7 and not q.busy("s"):
+            break
+        await asyncio.sleep(0.01)
     assert len(runs) == 7 and not q.pending("s") and not q.busy("s")
     gaps = [b - a for a, b in zip(runs, runs[1:])]
-    # at once, at once, at once; then 5, 10, 20 ms: the streak is kept across the spaced passes
-    assert all(g < 0.004 for g in gaps[:3]) and gaps[3] >= 0.0045 and gaps[4] >= 0.009 and gaps[5] >= 0.018, gaps
-    assert retry.requeue_backoff(1) == 0.005 and retry.requeue_backoff(30) == retry.REQUEUE_MAX_S
+    # at once, at once, at once; then 50, 100, 200 ms: the streak is kept across the spaced passes
+    assert all(g < 0.025 for g in gaps[:3]) and gaps[3] >= 0.045 and gaps[4] >= 0.09 and gaps[5] >= 0.18, gaps
 
 
 async def test_a_new_add_ends_the_requeue_streak(monkeypatch):
     from rollup_operator.job import retry
     monkeypatch.setattr(retry, "IMMEDIATE_REQUEUES", 2)
+    monkeypatch.setattr(retry, "REQUEUE_FIRST_S", 0.5)  # a spaced requeue would be plain to see
     runs, q = [], None
 
     async def process(key, _superseded):
@@ -100,8 +109,11 @@ async def test_a_new_add_ends_the_requeue_streak(monkeypatch):
 
     q = WorkQueue(process)
     q.add("n")
-    await asyncio.sleep(0.001)
-    # without the reset the 3rd requeue in a row would wait; with it all five run at once
+    for _ in range(20):
+        if len(runs) == 5 and not q.busy("n"):
+            break
+        await asyncio.sleep(0.01)
+    # without the reset the 3rd requeue in a row would wait 0.5 s; with it all five run at once
     assert len(runs) == 5 and not q.pending("n") and not q.busy("n")
     await q.shutdown()
 

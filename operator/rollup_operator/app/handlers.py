@@ -58,7 +58,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         contextvars.Context().run(controller.on_job_event, event.get("type"), dict(event["object"]))
 
     # RollupMigrations (migration/runner.py): their own task each, on the controller's connections.
-    migrations = Migrations(controller.kube, controller.connection)
+    migrations = Migrations(controller.kube, controller.connection, controller.store.owner_of)
 
     @kopf.on.event(GROUP, VERSION, MIGRATION_PLURAL, registry=registry)
     async def migration_event(event: kopf.RawEvent, **_: Any) -> None:

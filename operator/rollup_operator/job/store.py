@@ -244,6 +244,15 @@ class Store:
         assert spec is not None
         return ownership(self._claim_of(entry.key, claims[entry.key]), [self._claim_of(k, c) for k, c in claims.items()])
 
+    def owner_of(self, job_id: str, clusters: frozenset[str]) -> Ownership:
+        """Which RollupJob owns ``job_id`` on the cluster of identities ``clusters``, for an actor that is
+        not a RollupJob (a RollupMigration that stops or deletes the job itself): every claim is older
+        than it, so the owner is the oldest RollupJob naming the job on that cluster, None if there is none;
+        not certain while a claim's cluster, or this one (``clusters`` empty), is not known yet."""
+        claims = self._claims.get(job_id, {})
+        me = Claim(("", ""), float("inf"), clusters)
+        return ownership(me, [self._claim_of(k, c) for k, c in claims.items()])
+
     def _claim_of(self, key: Key, clusters: frozenset[str]) -> Claim:
         job = self.jobs.get(key)
         return Claim(key, job.created if job is not None else 0.0, clusters)

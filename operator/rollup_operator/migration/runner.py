@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from rollup_operator.engine.connection import Connection
 from rollup_operator.engine.dialect import OPENSEARCH
 from rollup_operator.engine.elasticsearch.rollup_api import classify
+from rollup_operator.job.ownership import Ownership
 from rollup_operator.job.spec import API_VERSION
 from rollup_operator.kube.client import Kube, KubeError
 from rollup_operator.timefmt import rfc3339
@@ -29,6 +30,8 @@ from rollup_operator.migration.spec import FINALIZER, MIGRATION_KIND, MigrationS
 log = logging.getLogger("rollup_operator")
 Key = tuple[str, str]
 ConnectionOf = Callable[[str, str], Awaitable[Connection | None]]
+#: Which RollupJob owns a job id on a cluster (store.Store.owner_of).
+OwnerOf = Callable[[str, frozenset[str]], Ownership]
 
 
 def poll_seconds() -> float:
@@ -45,9 +48,10 @@ def _wake_key(body: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 class Migrations:
-    def __init__(self, kube: Kube, connection_of: ConnectionOf, *, poll: float | None = None):
+    def __init__(self, kube: Kube, connection_of: ConnectionOf, owner_of: OwnerOf, *, poll: float | None = None):
         self.kube = kube
         self.connection_of = connection_of
+        self.owner_of = owner_of
         self.poll = poll if poll is not None else poll_seconds()
         self.bodies: dict[Key, dict[str, Any]] = {}
         self.seen: dict[Key, tuple[Any, ...]] = {}
@@ -192,6 +196,20 @@ class Migrations:
                                    f"ElasticsearchConnection {spec.namespace}/{conn_name} reaches OpenSearch: downsampling "
                                    "(time series data streams, ILM's downsample action) is Elasticsearch's; an OpenSearch "
                                    "rollup job has no RollupMigration", poll=True), extra
+        # A migration acts on the server job itself (stop, delete) only when no RollupJob manages it, or
+        # when it is the RollupJob it names: a RollupJob's job, in this namespace or another, is not
+        # reachable through a RollupMigration that does not name that RollupJob.
+        own = self.owner_of(str(job_id), conn.clusters or frozenset())
+        mine = (spec.namespace, spec.job_ref) if spec.job_ref else None
+        if own.owner is not None and own.owner != mine:
+            if not own.certain:
+                return phases.Decision(None, phases.RECONCILING, "CheckingOwnership",
+                                       f"waiting to learn which cluster each RollupJob naming rollup job [{job_id}] is on", poll=True), extra
+            who = f"RollupJob {own.owner[0]}/{own.owner[1]}" if own.owner[0] == spec.namespace else "a RollupJob in another namespace"
+            hint = " (name it in spec.jobRef)" if own.owner[0] == spec.namespace else ""
+            return phases.Decision(None, phases.STALLED, "JobManagedElsewhere",
+                                   f"rollup job [{job_id}] on this cluster is managed by {who}; a RollupMigration moves such a job "
+                                   f"only through the RollupJob that manages it{hint}", poll=True), extra
         es = conn.client
         if conn.info is not None and conn.info.version:
             extra["serverVersion"] = conn.info.version
