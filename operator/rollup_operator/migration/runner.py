@@ -198,7 +198,9 @@ class Migrations:
                                    "rollup job has no RollupMigration", poll=True), extra
         # A migration acts on the server job itself (stop, delete) only when no RollupJob manages it, or
         # when it is the RollupJob it names: a RollupJob's job, in this namespace or another, is not
-        # reachable through a RollupMigration that does not name that RollupJob.
+        # reachable through a RollupMigration that does not name that RollupJob. This holds after the
+        # cut-over too: a cut-over migration goes on keeping its job stopped (or deleted), so a RollupJob
+        # that names the job afterwards makes it Stalled rather than overruled.
         own = self.owner_of(str(job_id), conn.clusters or frozenset())
         mine = (spec.namespace, spec.job_ref) if spec.job_ref else None
         if own.owner is not None and own.owner != mine:
