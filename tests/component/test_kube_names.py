@@ -7,6 +7,7 @@ refuses a path with an encoded dot segment or slash.
 """
 
 import asyncio
+import json
 
 import httpx2
 import pytest
@@ -18,6 +19,7 @@ from rollup_operator.kube.client import Kube, KubeError
 from rollup_operator.kube.transport import AiohttpTransport
 from rollup_operator.job.config import InvalidSpec
 from rollup_operator.job.spec import connection_spec_from_body, job_spec_from_body
+from rollup_operator.migration.runner import Migrations
 
 TRAVERSALS = ["..", ".", "../x", "../../o/secrets/es-creds", "a/../../b/secrets/c", "%2e%2e", "%2E%2E/x", "a%2Fb",
               "a/b", "x/", "/x", "A", "a b", "a\\b", "-a", "a-", "x" * 254, ""]
@@ -61,13 +63,19 @@ def test_a_job_whose_connection_ref_is_a_traversal_is_invalid():
         job_spec_from_body(body)
 
 
+#: Every request of the last recording_apiserver: method, raw path, body.
+SENT: list[tuple[str, str, str]] = []
+
+
 @pytest.fixture
 async def recording_apiserver():
     """A plain HTTP server on 127.0.0.1 that records every path asked of it and answers with a Secret."""
     seen: list[str] = []
+    SENT.clear()
 
     async def handler(request: web.Request) -> web.Response:
         seen.append(request.raw_path)
+        SENT.append((request.method, request.raw_path, await request.text()))
         return web.json_response({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "es-creds", "namespace": "t"},
                                   "data": {}})
 
@@ -105,6 +113,39 @@ async def test_kube_asks_for_exactly_the_named_secret_in_its_namespace(recording
     kube, seen = recording_apiserver
     assert (await kube.get_secret("t", "es-creds"))["metadata"]["name"] == "es-creds"
     assert seen == ["/api/v1/namespaces/t/secrets/es-creds"]
+
+
+@pytest.mark.parametrize("spec", [
+    {"jobRef": {"name": "../../o/rollupjobs/theirs"}},
+    {"jobId": "theirs", "connectionRef": {"name": "../../o/elasticsearchconnections/es"}},
+    {"jobId": "..", "connectionRef": {"name": "es"}},
+])
+async def test_a_migration_naming_a_traversal_sends_nothing_but_its_own_status(recording_apiserver, spec):
+    """With the CRD's rules bypassed, a RollupMigration (migration/runner.py) whose spec names a
+    traversal asks for no object and no connection: its pass writes its own status (Stalled
+    InvalidSpec, naming the field) and its Warning Event, in its own namespace, and nothing else."""
+    kube, seen = recording_apiserver
+    asked: list[tuple[str, str]] = []
+
+    async def connection_of(namespace, name):
+        asked.append((namespace, name))
+        return None
+
+    def owner_of(job_id, clusters):
+        raise AssertionError("no ownership question for a spec that cannot be acted on")
+
+    body = {"metadata": {"name": "m", "namespace": "t", "uid": "u-1", "generation": 1},
+            "spec": {"targetDataStream": "metrics-sensor", **spec}}
+    assert await Migrations(kube, connection_of, owner_of, poll=1).reconcile(body) is False  # no poll: a spec change wakes it
+    assert asked == []
+    status_path = "/apis/rollup.esops.dev/v1alpha1/namespaces/t/rollupmigrations/m/status"
+    assert seen[0].startswith(status_path) and all(p.startswith((status_path, "/api/v1/namespaces/t/events")) for p in seen), seen
+    status = json.loads(SENT[0][2])["status"]
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "InvalidSpec", stalled
+    field = "spec.jobRef.name" if "jobRef" in spec else "spec.connectionRef.name" if ".." not in spec.get("jobId", "") else "spec.jobId"
+    assert stalled["message"].startswith(field) and "theirs" not in stalled["message"] and "/o/" not in stalled["message"]
+    assert any(m == "POST" and "/events" in p and "InvalidSpec" in b for m, p, b in SENT), SENT
 
 
 @pytest.mark.parametrize("path", ["/api/v1/namespaces/t/secrets/%2e%2e/%2e%2e/o/secrets/x", "/api/v1/namespaces/t/secrets/a%2Fb",

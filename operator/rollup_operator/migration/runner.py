@@ -25,7 +25,7 @@ from rollup_operator.job.spec import API_VERSION
 from rollup_operator.kube.client import Kube, KubeError
 from rollup_operator.timefmt import rfc3339
 from rollup_operator.migration import engine, kube_io, metrics as mmetrics, phases, status as mstatus, steps
-from rollup_operator.migration.spec import FINALIZER, MIGRATION_KIND, MigrationSpec, migration_spec
+from rollup_operator.migration.spec import FINALIZER, MIGRATION_KIND, MigrationSpec, migration_spec, spec_problem
 
 log = logging.getLogger("rollup_operator")
 Key = tuple[str, str]
@@ -168,6 +168,9 @@ class Migrations:
 
     async def _decide(self, spec: MigrationSpec, prev: Mapping[str, Any]) -> tuple[phases.Decision, dict[str, Any]]:
         extra: dict[str, Any] = {}
+        problem = spec_problem(spec)
+        if problem is not None:  # refused before any request (the CRD refuses it at admission)
+            return phases.Decision(None, phases.STALLED, "InvalidSpec", problem, poll=False), extra
         reached = phases.PHASES.index(prev["phase"]) if prev.get("phase") in phases.PHASES else -1
         rj: dict[str, Any] | None = None
         if spec.job_ref:
