@@ -417,3 +417,19 @@ def test_a_spec_edit_of_an_adopted_opensearch_job_is_a_config_conflict():
     d = decide(entry.spec, _job_with(_es(), seq=(4, 1)), entry.progress)
     assert d.action is None and (d.verdict.phase, d.verdict.reason) == (STALLED, "ConfigConflict")
     assert "of a job the operator created" in d.verdict.message and "create a new RollupJob with a new jobId" in d.verdict.message
+
+
+def test_a_standby_learns_that_the_job_is_managed_from_the_status_the_leader_writes():
+    """A status-only change (same generation) still tells the store the operator created the job, so
+    after a failover the new leader updates an edited managed job in place as the old one would."""
+    from rollup_operator.job.store import Store
+
+    store = Store()
+    entry = store.put_job(_rollupjob(1, _CRD_CONFIG), 0.0)
+    assert entry is not None and not entry.progress.created
+    body = _rollupjob(1, _CRD_CONFIG, {"managed": True, "observedGeneration": 1})
+    body["metadata"]["resourceVersion"] = "5"
+    store.put_job(body, 1.0)
+    assert entry.progress.created
+    entry = store.put_job(_rollupjob(6, _EDITED, {"managed": True, "observedGeneration": 1}), 2.0)
+    assert entry is not None and entry.progress.created and entry.progress.generation == 6
