@@ -208,8 +208,9 @@ def test_a_managed_job_changed_on_the_server_is_put_back_in_place(cluster, opera
     assert doc(node, "op-upd") is None
 
 
-#: What a guarded in-place update may change in the job document (besides the plugin's metadata_id).
-_UPDATABLE = {"schedule", "page_size", "delay", "last_updated_time"}
+#: What a guarded in-place update may change in the job document (besides the plugin's metadata_id):
+#: the three updatable fields, and the times every PUT of an enabled job sets.
+_UPDATABLE = {"schedule", "page_size", "delay", "last_updated_time", "enabled_time"}
 
 
 def test_a_spec_config_edit_of_a_managed_job_is_applied_in_place(cluster, operator, opensearch_node, source_index):
