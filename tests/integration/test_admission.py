@@ -69,15 +69,61 @@ def test_identity_fields_are_immutable(cluster, patch, needle):
     assert e.value.status == 422 and needle in json.loads(e.value.body)["message"]
 
 
-def test_config_is_immutable_once_set(cluster):
-    cfg = {"indexPattern": "a", "rollupIndex": "b", "cron": "* * * * * ?",
-           "groups": {"dateHistogram": {"field": "t", "fixedInterval": "1h"}}}
-    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("cfg", config=cfg))
+CFG = {"indexPattern": "a", "rollupIndex": "b", "cron": "* * * * * ?",
+       "groups": {"dateHistogram": {"field": "t", "fixedInterval": "1h"}}}
+IN_PLACE_MSG = "spec.config is immutable except cron, pageSize and groups.dateHistogram.delay"
+
+
+def _patch_error(cluster, name, patch) -> str:
     with pytest.raises(ApiException) as e:
-        cluster.patch("cfg", {"spec": {"config": {"cron": "0 * * * * ?"}}})
-    assert "spec.config is immutable once set" in json.loads(e.value.body)["message"]
+        cluster.patch(name, patch)
+    assert e.value.status == 422, e.value.body
+    return json.loads(e.value.body)["message"]
+
+
+def test_config_fields_opensearch_updates_in_place_can_change(cluster):
+    """cron, pageSize and groups.dateHistogram.delay (decide.IN_PLACE) may be edited, added or removed."""
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("cfg-edit", config=CFG))
+    obj = cluster.patch("cfg-edit", {"spec": {"config": {"cron": "0 */5 * * * ?", "pageSize": 7,
+                                                          "groups": {"dateHistogram": {"delay": "2m"}}}}})
+    cfg = obj["spec"]["config"]
+    assert (cfg["cron"], cfg["pageSize"], cfg["groups"]["dateHistogram"]["delay"]) == ("0 */5 * * * ?", 7, "2m")
+    assert obj["metadata"]["generation"] == 2
+    obj = cluster.patch("cfg-edit", {"spec": {"config": {"groups": {"dateHistogram": {"delay": None}}}}})
+    assert "delay" not in obj["spec"]["config"]["groups"]["dateHistogram"]
     # desiredState stays editable
-    assert cluster.set_desired("cfg", "started")["spec"]["desiredState"] == "started"
+    assert cluster.set_desired("cfg-edit", "started")["spec"]["desiredState"] == "started"
+
+
+@pytest.mark.parametrize("patch", [
+    {"indexPattern": "other-*"},
+    {"rollupIndex": "other"},
+    {"timeout": "30s"},
+    {"groups": {"dateHistogram": {"field": "other"}}},
+    {"groups": {"dateHistogram": {"fixedInterval": "2h"}}},
+    {"groups": {"dateHistogram": {"fixedInterval": None, "calendarInterval": "1d"}}},
+    {"groups": {"dateHistogram": {"timeZone": "Europe/Paris"}}},
+    {"groups": {"terms": {"fields": ["host"]}}},
+    {"groups": {"histogram": {"fields": ["v"], "interval": 5}}},
+    {"metrics": [{"field": "v", "metrics": ["max"]}]},
+    {"cron": "0 * * * * ?", "rollupIndex": "other"},  # an allowed change does not carry a refused one
+], ids=["indexPattern", "rollupIndex", "timeout", "dh.field", "dh.fixedInterval", "dh.calendarInterval", "dh.timeZone",
+        "terms", "histogram", "metrics", "cron+rollupIndex"])
+def test_other_config_fields_stay_immutable(cluster, patch):
+    name = "cfg-imm"
+    cluster.custom.create_namespaced_custom_object(
+        GROUP, VERSION, cluster.ns, "rollupjobs",
+        rj(name, config={**CFG, "timeout": "20s", "metrics": [{"field": "v", "metrics": ["min"]}],
+                         "groups": {**CFG["groups"], "terms": {"fields": ["a"]}}}))
+    msg = _patch_error(cluster, name, {"spec": {"config": patch}})
+    assert IN_PLACE_MSG in msg and "create a new RollupJob with a new jobId" in msg, msg
+
+
+def test_config_cannot_be_removed_and_can_be_added(cluster):
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("cfg-rm", config=CFG))
+    assert "spec.config cannot be removed once set" in _patch_error(cluster, "cfg-rm", {"spec": {"config": None}})
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("cfg-add"))
+    assert cluster.patch("cfg-add", {"spec": {"config": CFG}})["spec"]["config"]["cron"] == CFG["cron"]
 
 
 def test_connection_validation(cluster):

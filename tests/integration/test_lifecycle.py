@@ -65,6 +65,33 @@ def test_existing_job_with_other_config_is_left_alone(cluster, emulator, operato
     assert emu.job_state("other") == "started" and not emu.requests(method="POST")
 
 
+def test_a_spec_config_edit_of_a_managed_job_is_a_config_conflict_on_elasticsearch(cluster, emulator, operator):
+    """Admission lets spec.config.cron change (OpenSearch updates it in place); Elasticsearch cannot
+    update a rollup job, so the edit is Stalled ConfigConflict with a Warning event, and the job is
+    neither updated, deleted nor recreated."""
+    emu = emulator(auto_trigger=False)
+    emu.seed_rollup_usage()
+    emu.create_index("rollup-source", SOURCE)
+    connect(cluster, emu)
+    cluster.job("edited", "started", config=CONFIG, deletionPolicy="Delete")
+    operator()
+    assert cluster.wait_ready("edited", timeout=20)["status"]["managed"] is True
+    before = emu.get_job("edited")["config"]
+    emu.clear_requests()
+    obj = cluster.patch("edited", {"spec": {"config": {"cron": "0 */7 * * * ?", "pageSize": 7}}})
+    assert obj["metadata"]["generation"] == 2
+    obj = cluster.wait_reason("edited", "ConfigConflict", type_="Stalled", timeout=20)
+    msg = condition(obj, "Stalled")["message"]
+    assert "(cron, page_size)" in msg and "Elasticsearch cannot update a rollup job in place" in msg, msg
+    assert "create a new RollupJob with a new jobId" in msg and obj["status"]["jobState"] == "started"
+    cluster.wait_events("edited", "ConfigConflict")
+    warning = [e for e in cluster.events("edited") if e.reason == "ConfigConflict"]
+    assert len(warning) == 1 and warning[0].type == "Warning" and "cron" in warning[0].message
+    time.sleep(1.5)
+    assert emu.get_job("edited")["config"] == before and emu.job_state("edited") == "started"
+    assert not [r for r in emu.requests() if r.method != "GET"], [(r.method, r.path) for r in emu.requests()]
+
+
 def test_usage_rule_refusal_is_explained(cluster, emulator, operator):
     emu = emulator(version="8.17.0", auto_trigger=False)
     emu.create_index("rollup-source", SOURCE)  # no rollup usage in this cluster

@@ -168,9 +168,9 @@ def test_managed_create_start_stop_and_delete(cluster, operator, opensearch_node
 
 
 def test_a_managed_job_changed_on_the_server_is_put_back_in_place(cluster, operator, opensearch_node, source_index):
-    """spec.config is immutable at admission (the RollupJob CRD); a managed job whose cron or page_size
-    was changed on the server is updated back in place, guarded by the _seq_no it was read at; a change
-    OpenSearch cannot make in place (the target index) stays a ConfigConflict."""
+    """A managed job whose cron or page_size was changed on the server is updated back in place, guarded
+    by the _seq_no it was read at; a change OpenSearch cannot make in place (the target index) stays a
+    ConfigConflict. (A spec.config edit of those fields: the next test.)"""
     from rollup_operator.engine.opensearch import responses as osa
     from rollup_operator.job.spec import config_to_es
 
@@ -206,3 +206,48 @@ def test_a_managed_job_changed_on_the_server_is_put_back_in_place(cluster, opera
     cluster.delete("op-upd")
     cluster.wait_gone("op-upd", timeout=30)
     assert doc(node, "op-upd") is None
+
+
+#: What a guarded in-place update may change in the job document (besides the plugin's metadata_id):
+#: the three updatable fields, and the times every PUT of an enabled job sets.
+_UPDATABLE = {"schedule", "page_size", "delay", "last_updated_time", "enabled_time"}
+
+
+def test_a_spec_config_edit_of_a_managed_job_is_applied_in_place(cluster, operator, opensearch_node, source_index):
+    """Admission lets spec.config.cron, pageSize and the date histogram's delay change; on OpenSearch the
+    operator applies such an edit to the job it created with one PUT guarded by if_seq_no/if_primary_term:
+    the same document (no delete, no re-create), the new schedule, page size and delay, Ready again for
+    the new generation, an Updating event and no drift. The crons are yearly so that no scheduled run
+    (the plugin's metadata_id write) falls into the test."""
+    node = opensearch_node
+    connect(cluster, node)
+    cfg = dict(CONFIG, rollupIndex="os-tgt-edit", cron="0 0 0 1 1 ?")
+    cluster.job("op-edit", "started", connection="os", config=cfg, deletionPolicy="Delete")
+    operator()
+    assert cluster.wait_ready("op-edit", timeout=30)["status"]["managed"] is True
+    before = doc(node, "op-edit")
+    assert before["rollup"]["schedule"]["cron"]["expression"] == "0 0 1 1 *" and before["rollup"]["enabled"] is True
+    obj = cluster.patch("op-edit", {"spec": {"config": {"cron": "0 0 0 2 1 ?", "pageSize": 3,
+                                                         "groups": {"dateHistogram": {"delay": "2m"}}}}})
+    assert obj["metadata"]["generation"] == 2
+    until(lambda: doc(node, "op-edit")["rollup"]["schedule"]["cron"]["expression"] == "0 0 2 1 *", 30,
+          "the operator to apply the new cron")
+    obj = cluster.wait_reason("op-edit", "Started", timeout=30)  # Ready for generation 2
+    assert obj["status"]["jobState"] == "started" and obj["status"]["managed"] is True
+    after = doc(node, "op-edit")
+    r = after["rollup"]
+    assert (r["page_size"], r["delay"], r["enabled"]) == (3, 120_000, True), r
+    # one guarded write of the same document: _version moves by one (a delete + create would move it
+    # by two), and _seq_no moved past the one the operator read
+    scheduled_run = "metadata_id" in r and "metadata_id" not in before["rollup"]
+    assert after["_version"] == before["_version"] + 1 + scheduled_run and after["_seq_no"] > before["_seq_no"]
+    assert after["_primary_term"] == before["_primary_term"]
+    unchanged = {k: v for k, v in without_metadata_id(after).items() if k not in _UPDATABLE}
+    assert unchanged == {k: v for k, v in without_metadata_id(before).items() if k not in _UPDATABLE}
+    reasons = cluster.wait_events("op-edit", "Updating")
+    assert "DriftDetected" not in reasons and "ConfigConflict" not in reasons, reasons
+    time.sleep(2)  # converged: nothing more is sent
+    assert without_metadata_id(doc(node, "op-edit")) == without_metadata_id(after)
+    cluster.delete("op-edit")
+    cluster.wait_gone("op-edit", timeout=30)
+    assert doc(node, "op-edit") is None

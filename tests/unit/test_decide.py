@@ -7,6 +7,7 @@ import pytest
 from rollup_operator.job.progress import advance, observation_after
 from rollup_operator.job.decide import PROGRESSING, READY, STALLED, SUSPENDED, Action, Progress, decide
 from rollup_operator.job.spec import Backoff, JobSpec
+from rollup_operator.job.status import transition_event
 from rollup_operator.job.observations import (
     Done, Failure, JobAbsent, JobObserved, Refused, StopTimedOut, WrongState,
 )
@@ -346,3 +347,89 @@ def test_other_config_differences_stay_a_config_conflict(why):
         p = replace(p, last_outcome=Refused("InvalidConfig", "Not allowed to modify [target_index]"), last_action="update")
     d = decide(spec(desired="started", config=_es()), _job_with(server, seq), p)
     assert d.action is None and (d.verdict.phase, d.verdict.reason) == (STALLED, "ConfigConflict")
+
+
+# --- A spec.config edit (a new generation): admission lets cron, pageSize and delay change ----------
+
+_CRD_CONFIG = {"indexPattern": "src-*", "rollupIndex": "dst", "cron": "0 */5 * * * ?", "pageSize": 10,
+               "groups": {"dateHistogram": {"field": "ts", "fixedInterval": "1h"}},
+               "metrics": [{"field": "v", "metrics": ["min", "max"]}]}
+
+
+def _rollupjob(generation, config, status=None):
+    return {"apiVersion": "rollup.esops.dev/v1alpha1", "kind": "RollupJob",
+            "metadata": {"namespace": "ns", "name": "job", "uid": "u", "resourceVersion": str(generation), "generation": generation},
+            "spec": {"connectionRef": {"name": "es"}, "desiredState": "started", "config": config}, "status": status or {}}
+
+
+_READY_STARTED = {"jobState": "started", "conditions": [{"type": "Ready", "status": "True", "reason": "Started"}]}
+_EDITED = {**_CRD_CONFIG, "cron": "0 */7 * * * ?", "pageSize": 3,
+           "groups": {"dateHistogram": {"field": "ts", "fixedInterval": "1h", "delay": "2m"}}}
+
+
+def _after_edit(store_history: str):
+    """The job's entry once spec.config was edited (generation 2), as the store builds it: created by
+    this process (``advance`` of a create), or found by a restarted one in status.managed."""
+    from rollup_operator.job.store import Store
+
+    store = Store()
+    if store_history == "created here":
+        entry = store.put_job(_rollupjob(1, _CRD_CONFIG), 0.0)
+        assert entry is not None
+        entry.progress = advance(entry.progress, Action("create"), Done())
+        entry = store.put_job(_rollupjob(2, _EDITED, {"managed": True, "observedGeneration": 1}), 1.0)
+    elif store_history == "restarted, status.managed":
+        entry = store.put_job(_rollupjob(2, _EDITED, {"managed": True, "observedGeneration": 1}), 1.0)
+    else:  # adopted: the job existed with this config, the operator never created it
+        entry = store.put_job(_rollupjob(1, _CRD_CONFIG), 0.0)
+        entry = store.put_job(_rollupjob(2, _EDITED, {"observedGeneration": 1}), 1.0)
+    assert entry is not None and entry.spec is not None and entry.progress.generation == 2
+    return entry
+
+
+@pytest.mark.parametrize("history", ["created here", "restarted, status.managed"])
+def test_a_spec_edit_of_cron_page_size_and_delay_updates_a_managed_opensearch_job_in_place(history):
+    entry = _after_edit(history)
+    d = decide(entry.spec, _job_with(_es(), seq=(4, 1)), entry.progress)
+    assert d.action == Action("update") and (d.verdict.phase, d.verdict.reason) == (PROGRESSING, "Updating")
+    assert "cron, groups.date_histogram.delay, page_size" in d.verdict.message and not d.drift
+    assert transition_event(_READY_STARTED, entry.spec, d.verdict, entry.progress, d.drift)[:2] == ("Normal", "Updating")
+    # the update lands; the next read shows the new config: Ready again
+    p = advance(entry.progress, Action("update"), Done())
+    assert decide(entry.spec, _job_with(dict(entry.spec.config), seq=(5, 1)), p).verdict.reason == "Started"
+
+
+@pytest.mark.parametrize("history", ["created here", "restarted, status.managed"])
+def test_a_spec_edit_of_cron_on_elasticsearch_is_a_config_conflict_that_touches_nothing(history):
+    entry = _after_edit(history)
+    d = decide(entry.spec, _job_with(_es(), seq=None), entry.progress)
+    assert d.action is None and (d.verdict.phase, d.verdict.reason) == (STALLED, "ConfigConflict")
+    assert "(cron, groups.date_histogram.delay, page_size)" in d.verdict.message
+    assert "Elasticsearch cannot update a rollup job in place" in d.verdict.message
+    assert "create a new RollupJob with a new jobId" in d.verdict.message
+    assert transition_event(_READY_STARTED, entry.spec, d.verdict, entry.progress, d.drift) == (
+        "Warning", "ConfigConflict", d.verdict.message)
+
+
+def test_a_spec_edit_of_an_adopted_opensearch_job_is_a_config_conflict():
+    entry = _after_edit("adopted")
+    assert not entry.progress.created
+    d = decide(entry.spec, _job_with(_es(), seq=(4, 1)), entry.progress)
+    assert d.action is None and (d.verdict.phase, d.verdict.reason) == (STALLED, "ConfigConflict")
+    assert "of a job the operator created" in d.verdict.message and "create a new RollupJob with a new jobId" in d.verdict.message
+
+
+def test_a_standby_learns_that_the_job_is_managed_from_the_status_the_leader_writes():
+    """A status-only change (same generation) still tells the store the operator created the job, so
+    after a failover the new leader updates an edited managed job in place as the old one would."""
+    from rollup_operator.job.store import Store
+
+    store = Store()
+    entry = store.put_job(_rollupjob(1, _CRD_CONFIG), 0.0)
+    assert entry is not None and not entry.progress.created
+    body = _rollupjob(1, _CRD_CONFIG, {"managed": True, "observedGeneration": 1})
+    body["metadata"]["resourceVersion"] = "5"
+    store.put_job(body, 1.0)
+    assert entry.progress.created
+    entry = store.put_job(_rollupjob(6, _EDITED, {"managed": True, "observedGeneration": 1}), 2.0)
+    assert entry is not None and entry.progress.created and entry.progress.generation == 6

@@ -67,6 +67,8 @@ UPDATE = Action("update")
 #: What a server that updates jobs in place (OpenSearch: JobObserved.seq) changes without refusing
 #: "Not allowed to modify [...]": the schedule, page_size and delay.
 IN_PLACE = frozenset({"cron", "page_size", "groups.date_histogram.delay"})
+#: How to get a config the server will not take on this job (spec.jobId is immutable).
+NEW_JOB = "to get the new config, create a new RollupJob with a new jobId"
 ADD_FINALIZER, REMOVE_FINALIZER = Action("add_finalizer"), Action("remove_finalizer")
 
 
@@ -195,14 +197,16 @@ def _decide(spec: JobSpec, obs: Observation, progress: Progress) -> Decision:
                                     obs.state), UPDATE)
         if diffs and refused:
             assert isinstance(progress.last_outcome, Refused)
-            return _stalled("ConfigConflict", f"{progress.last_outcome.message}; use a new jobId to get the new config", obs)
+            return _stalled("ConfigConflict", f"{progress.last_outcome.message}; {NEW_JOB}", obs)
         if diffs:
+            # A spec.config edit (admission lets cron, pageSize and delay change) and a job found with
+            # another config both land here when they cannot be applied; nothing is deleted or recreated.
             why = ("OpenSearch updates in place only the cron, pageSize and delay of a job the operator created"
-                   if obs.seq is not None else "a rollup job cannot be updated")
+                   if obs.seq is not None else "Elasticsearch cannot update a rollup job in place")
             return _stalled(
                 "ConfigConflict",
                 f"rollup job [{jid}] exists with a different config ({', '.join(diffs)}); {why}, so the operator "
-                f"leaves it alone: use a new jobId to get the new config",
+                f"leaves it alone: {NEW_JOB}",
                 obs,
             )
 

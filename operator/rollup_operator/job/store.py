@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Mapping
 
 from rollup_operator.engine.connection import Connection
@@ -172,6 +172,11 @@ class Store:
         entry.created = parse_time(meta.get("creationTimestamp")) or entry.created
         if not entry.writes_pending:
             entry.status = dict(body.get("status") or {})
+        if entry.status.get("managed") is True and not entry.progress.created:
+            # The operator created the job (only it writes status: users have no access to the status
+            # subresource). Known after a restart or a failover too, so a managed job's config is
+            # still updated in place (OpenSearch) after one.
+            entry.progress = replace(entry.progress, created=True)
         entry.finalizers = tuple(meta.get("finalizers") or ())
         try:
             spec, invalid = job_spec_from_body(body), None
