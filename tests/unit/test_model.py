@@ -105,3 +105,14 @@ def test_in_cluster_login_uses_the_service_address_not_cluster_dns(monkeypatch):
     assert in_cluster_server() == "https://10.0.0.1:443"
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
     assert in_cluster_server() == "https://[fd00::1]:443"
+
+
+def test_read_job_is_key_resource_version_and_spec_or_why_it_is_invalid():
+    from rollup_operator.job.spec import read_job
+
+    body = {**job(), "metadata": {**job()["metadata"], "resourceVersion": "17"}}
+    key, rv, s, invalid = read_job(body)
+    assert (key, rv, invalid) == (("ns", "n1"), 17, None)
+    assert s == job_spec_from_body(body)
+    bad = {**body, "spec": {**body["spec"], "desiredState": "paused"}}
+    assert read_job(bad)[2:] == (None, "spec.desiredState must be 'started' or 'stopped', got 'paused'")

@@ -202,3 +202,19 @@ def test_owner_of_a_job_for_an_actor_that_is_not_a_rollupjob():
     assert st.owner_of("j", B) == Ownership(("t", "mine"))
     assert st.owner_of("other-id", A) == Ownership()
     assert st.owner_of("j", frozenset()).certain is False  # the actor's own cluster is not known yet
+
+
+def test_store_names_the_claimants_whose_owner_changed_and_only_those_a_pass_acted_for():
+    st = Store()
+    connect(st, "ns", "es", A)
+    young = st.put_job(job_body("young", created="2026-12-01T10:00:05Z"), 0.0)
+    assert young and st.owners_changed() == []  # no pass yet: nothing to wake
+    young.ownership = st.ownership(young)  # what its pass acted on: it owns the job
+    old = st.put_job(job_body("old", created="2026-12-01T10:00:00Z"), 0.0)
+    assert old and st.owners_changed() == [("ns", "young")]  # an older claim appeared: the owner changed
+    assert st.owners_changed() == []  # drained
+    young.ownership = st.ownership(young)
+    st.put_job(job_body("young", created="2026-12-01T10:00:05Z", rv=2, desired="stopped"), 0.0)
+    assert st.owners_changed() == []  # a new spec, same claim
+    st.delete_job(("ns", "old"))
+    assert st.owners_changed() == [("ns", "young")]

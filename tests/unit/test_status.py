@@ -162,3 +162,17 @@ def test_a_connections_connecting_status_keeps_what_was_known():
     assert st["observedGeneration"] == 2 and st["version"] == "8.17.0"
     assert by["Ready"]["reason"] == "Connecting" and by["Reconciling"]["status"] == "True"
     assert by["Reconciling"]["message"] == "waiting for the server: the answer to GET /"
+
+
+def test_publication_is_the_status_and_transition_event_and_the_takeover_event_of_a_former_duplicate():
+    from rollup_operator.job.status import publication
+
+    s, obs, now = spec(), JobObserved("stopped"), "2026-01-01T00:00:00Z"
+    d = decide(s, obs, Progress())
+    pub = publication(s, d, obs, Progress(), {}, now, acting_owner=True)
+    assert pub.resolved is None
+    assert pub.status == job_status(s, d.verdict, obs, Progress(), {}, now)
+    assert pub.event == transition_event({}, s, d.verdict, Progress(), d.drift)
+    duplicate = {"conditions": [{"type": "Ready", "status": "False", "reason": "DuplicateJob"}]}
+    assert publication(s, d, obs, Progress(), duplicate, now, acting_owner=True).resolved[1] == "DuplicateResolved"
+    assert publication(s, d, obs, Progress(), duplicate, now, acting_owner=False).resolved is None

@@ -1,10 +1,11 @@
 """The operator's assembly: watch events in, the store, the work queue, passes and syncs out.
 
 kopf's watch feeds ``on_job_event`` / ``on_connection_event`` (handlers.py). Each event goes into
-the store (store.py); a job that needs a pass is added to the work queue (workqueue.py), which
-runs the reconciler's passes (reconciler.py), one per job at a time; each connection has its
-client (connections.py) and a periodic sync (sync.py). Statuses of both kinds go through the one
-status writer (status_writer.py).
+the store (job/store.py); a job that needs a pass, and every other job whose owner the event changed
+(``Store.owners_changed``), is added to the work queue (job/workqueue.py), which runs the
+reconciler's passes (job/reconcile.py), one per job at a time; each connection has its client
+(engine/connection.py) and a periodic sync (connection_sync.py). Statuses of both kinds go through
+the one status writer (kube/status_writer.py).
 
 ``close(drain=True)`` is a graceful stop (SIGTERM): passes and syncs are cancelled, the status
 writes already queued land. ``close(drain=False)`` sends nothing more: queued and in-flight writes
@@ -52,23 +53,23 @@ class Controller:
     # --- input: watch events -------------------------------------------------------------------
 
     def on_job_event(self, etype: str | None, body: dict[str, Any]) -> None:
-        key = key_of(body)
         if etype == "DELETED":
+            key = key_of(body)
             if self.store.delete_job(key) is not None:
                 self.queue.cancel(key)
-            self._wake_claimants()
-            return
-        entry = self.store.put_job(body, time.monotonic())
-        if entry is not None and not self.closing:
-            self.queue.add(key)
+        else:
+            entry = self.store.put_job(body, time.monotonic())
+            if entry is not None and not self.closing:
+                self.queue.add(entry.key)
         self._wake_claimants()
 
     def _wake_claimants(self) -> None:
         """A claim appeared, went or moved: every other RollupJob naming that job id whose owner
         changed (ownership.py) gets a pass; a call it has in flight is abandoned (superseded)."""
-        for job in self.store.claims_changed():
-            if job.ownership is not None and self.store.ownership(job) != job.ownership and not self.closing:
-                self.queue.add(job.key)
+        woken = self.store.owners_changed()
+        if not self.closing:
+            for key in woken:
+                self.queue.add(key)
 
     def _clusters_changed(self, key: Key, conn: Connection) -> None:
         entry = self.store.connections.get(key)

@@ -38,14 +38,7 @@ from rollup_operator.job.decide import READY, Action, Decision, decide
 from rollup_operator.kube.client import Kube
 from rollup_operator.job.spec import JobSpec
 from rollup_operator.job.observations import CONNECTION_NOT_FOUND, Failure, Observation
-from rollup_operator.job.status import (
-    ready_reason,
-    awaits_first_answer,
-    connecting_status,
-    invalid_status,
-    job_status,
-    transition_event,
-)
+from rollup_operator.job.status import awaits_first_answer, connecting_status, invalid_status, publication, ready_reason
 from rollup_operator.kube.status_writer import StatusWriter
 from rollup_operator.job.spec import Key
 from rollup_operator.job.store import JobEntry, Store
@@ -146,10 +139,7 @@ class Reconciler:
         if superseded.is_set():
             return DONE  # the queue runs the next pass at once, from the newer spec
         # 4. publish: the status rebuilt from this decision, an Event on a transition
-        took_over = own.owner is None and ready_reason(entry.status) == ownership.DUPLICATE
-        if took_over:
-            self.writer.publish(entry, None, ownership.resolved_event(spec))
-        self.publish(entry, spec, d, obs)
+        self.publish(entry, spec, d, obs, acting_owner=own.owner is None)
         entry.progress = settle(entry.progress, obs, d)  # what the next pass's drift check compares with
         if d.verdict.phase == READY and d.verdict.reason == "Stopped" and entry.stop_started is not None:
             metrics.STOP_DURATION.observe(time.monotonic() - entry.stop_started)
@@ -239,12 +229,15 @@ class Reconciler:
 
     # --- status and events ------------------------------------------------------------------
 
-    def publish(self, entry: JobEntry, spec: JobSpec, d: Decision, obs: Observation) -> None:
-        """Build the status from the decision and queue it (written only if it differs)."""
+    def publish(self, entry: JobEntry, spec: JobSpec, d: Decision, obs: Observation, *, acting_owner: bool = False) -> None:
+        """Build the status from the decision and queue it (written only if it differs), with its
+        Events. ``acting_owner``: the pass acts as the owner of the server job, so a stored
+        ``DuplicateJob`` status means it has just taken over (status.publication)."""
+        pub = publication(spec, d, obs, entry.progress, entry.status, rfc3339(), acting_owner=acting_owner)
+        if pub.resolved is not None:
+            self.writer.publish(entry, None, pub.resolved)
         metrics.RECONCILES.labels(result=d.verdict.phase).inc()
-        wanted = job_status(spec, d.verdict, obs, entry.progress, entry.status, rfc3339())
-        event = transition_event(entry.status, spec, d.verdict, entry.progress, d.drift)
-        self.writer.publish(entry, wanted, event)
+        self.writer.publish(entry, pub.status, pub.event)
 
     def persist_abandoned_stop(self, entry: JobEntry) -> None:
         """A pass cancelled with a stop call in flight (SIGTERM: the controller cancels every pass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from rollup_operator.job.config import InvalidSpec, config_to_es
 from rollup_operator.kube.names import InvalidName, require as _require_name
@@ -193,6 +193,24 @@ def job_spec_from_body(body: Mapping[str, Any]) -> JobSpec:
         release_finalizer=_truthy(annotations.get(RELEASE_ANNOTATION, "")),
         has_finalizer=FINALIZER in (meta.get("finalizers") or []),
     )
+
+
+class JobBody(NamedTuple):
+    """A RollupJob's object, read once (store.put_job): its key, resourceVersion, and its spec or
+    why it cannot be acted on."""
+
+    key: Key
+    rv: int
+    spec: JobSpec | None
+    invalid: str | None
+
+
+def read_job(body: Mapping[str, Any]) -> JobBody:
+    try:
+        spec, invalid = job_spec_from_body(body), None
+    except InvalidSpec as e:
+        spec, invalid = None, str(e)
+    return JobBody(key_of(body), resource_version(body.get("metadata") or {}), spec, invalid)
 
 
 # --- ElasticsearchConnection -------------------------------------------------------------------

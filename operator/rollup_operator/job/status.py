@@ -6,10 +6,11 @@ incrementally edited, and written only when the rebuilt status differs from the 
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from rollup_operator.timefmt import rfc3339
-from rollup_operator.job.decide import PROGRESSING, READY, STALLED, SUSPENDED, Progress, Verdict
+from rollup_operator.job.decide import PROGRESSING, READY, STALLED, SUSPENDED, Decision, Progress, Verdict
+from rollup_operator.job.ownership import DUPLICATE, resolved_event
 from rollup_operator.migration.plan import status_migration
 from rollup_operator.job.spec import JobSpec
 from rollup_operator.job.observations import STAT_FIELDS, Failure, JobObserved, Observation
@@ -184,6 +185,29 @@ def transition_event(previous: Mapping[str, Any] | None, spec: JobSpec, verdict:
         return None
     type_ = "Warning" if verdict.phase == STALLED or verdict.reason in _WARNING_REASONS else "Normal"
     return (type_, _EVENT_REASON.get(verdict.reason, verdict.reason), verdict.message)
+
+
+Event = tuple[str, str, str]  # (type, reason, message)
+
+
+class Publication(NamedTuple):
+    """What a pass publishes (status_writer.py), in order: ``resolved``, the Event of a duplicate
+    that has just become the owner (ownership.RESOLVED), if it is one; then the status rebuilt from
+    the decision, with the Event its transition warrants."""
+
+    resolved: Event | None
+    status: dict[str, Any]
+    event: Event | None
+
+
+def publication(spec: JobSpec, d: Decision, obs: Observation, progress: Progress, previous: Mapping[str, Any] | None,
+                now: str, *, acting_owner: bool) -> Publication:
+    """The pass's publication from its decision: job_status and transition_event of the same stored
+    status ``previous``; ``acting_owner``: the job acts as the owner of its server job (it is no
+    duplicate), so a ``previous`` that says DuplicateJob means it has just taken over."""
+    took_over = acting_owner and ready_reason(previous) == DUPLICATE
+    return Publication(resolved_event(spec) if took_over else None, job_status(spec, d.verdict, obs, progress, previous, now),
+                       transition_event(previous, spec, d.verdict, progress, d.drift))
 
 
 # --- ElasticsearchConnection status --------------------------------------------------------------

@@ -17,13 +17,11 @@ from typing import Any, ClassVar, Mapping
 
 from rollup_operator.engine.connection import Connection
 from rollup_operator.job.decide import Progress
-from rollup_operator.job.config import InvalidSpec
-from rollup_operator.job.spec import Key, key_of, resource_version, CONNECTION_KIND, JOB_KIND, JobSpec, job_spec_from_body
+from rollup_operator.job.spec import Key, key_of, read_job, resource_version, CONNECTION_KIND, JOB_KIND, JobSpec
 from rollup_operator.job.observations import Observation
 from rollup_operator.job.ownership import Claim, Ownership, ownership
 
 log = logging.getLogger("rollup_operator")
-
 
 
 def parse_time(value: Any) -> float | None:
@@ -159,12 +157,11 @@ class Store:
         (``entry.writes_pending``, kept by the status writer), the entry's status already is what the
         stored status becomes once they land: the object's status predates them and is not taken.
         """
+        key, rv, spec, invalid = read_job(body)
         meta = body.get("metadata") or {}
-        key = key_of(body)
         entry = self.jobs.get(key)
         if entry is None:
             entry = self.jobs[key] = JobEntry(*key)
-        rv = resource_version(meta)
         if rv and rv < entry.rv:
             return None  # older than what is known (e.g. our own write's answer came first)
         entry.rv = rv or entry.rv
@@ -178,10 +175,6 @@ class Store:
             # still updated in place (OpenSearch) after one.
             entry.progress = replace(entry.progress, created=True)
         entry.finalizers = tuple(meta.get("finalizers") or ())
-        try:
-            spec, invalid = job_spec_from_body(body), None
-        except InvalidSpec as e:
-            spec, invalid = None, str(e)
         generation = int(meta.get("generation") or 0)
         trigger = (generation, invalid, spec)
         if trigger == entry.trigger:
@@ -267,10 +260,14 @@ class Store:
         return [self.jobs[k] for k in self._claims.get(job_id, {}) if k in self.jobs]
 
     def claims_changed(self) -> list[JobEntry]:
-        """The claimants of every job id whose claims changed since the last call (their owner may
-        have changed: the controller wakes those whose ownership did)."""
+        """The claimants of every job id whose claims changed since the last call (their owner may have changed)."""
         ids, self._changed_ids = self._changed_ids, set()
         return [e for job_id in sorted(ids) for e in self.claimants(job_id)]
+
+    def owners_changed(self) -> list[Key]:
+        """Of those claimants, the ones a pass has acted for whose ownership is no longer the one it
+        acted on: each needs a pass (the controller enqueues them)."""
+        return [e.key for e in self.claims_changed() if e.ownership is not None and self.ownership(e) != e.ownership]
 
     def set_clusters(self, connection: Key, clusters: frozenset[str] | None) -> None:
         """The connection's cluster identities changed (built, asked the server, rebuilt, deleted)."""
