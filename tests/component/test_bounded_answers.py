@@ -15,7 +15,7 @@ from elasticsearch import AsyncElasticsearch
 from rollup_operator.engine import bounded_node
 from rollup_operator.engine.elasticsearch.rollup_api import Gateway
 from rollup_operator.job.config import InvalidSpec
-from rollup_operator.job.spec import DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES, connection_spec_from_body
+from rollup_operator.job.connection_spec import DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES, connection_spec_from_body
 
 ES_HEADERS = {"X-Elastic-Product": "Elasticsearch", "Content-Type": "application/json"}
 BODY_MB = 200  # streamed; the bound is 1 MiB

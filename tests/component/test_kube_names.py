@@ -18,7 +18,8 @@ from rollup_operator.kube import names as kube_names
 from rollup_operator.kube.client import Kube, KubeError
 from rollup_operator.kube.transport import AiohttpTransport
 from rollup_operator.job.config import InvalidSpec
-from rollup_operator.job.spec import connection_spec_from_body, job_spec_from_body
+from rollup_operator.job.connection_spec import connection_spec_from_body
+from rollup_operator.job.spec import job_spec_from_body
 from rollup_operator.migration.runner import Migrations
 
 TRAVERSALS = ["..", ".", "../x", "../../o/secrets/es-creds", "a/../../b/secrets/c", "%2e%2e", "%2E%2E/x", "a%2Fb",

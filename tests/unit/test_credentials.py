@@ -7,7 +7,7 @@ import pytest
 import trustme
 
 from rollup_operator.engine import credentials
-from rollup_operator.job.spec import connection_spec_from_body
+from rollup_operator.job.connection_spec import connection_spec_from_body
 from rollup_operator.job.observations import INVALID_CONNECTION, SECRET_KEY_NOT_FOUND, SECRET_NOT_ALLOWED, SECRET_UNREADABLE, Failure
 
 LABELS = {credentials.LABEL: "true"}

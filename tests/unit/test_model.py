@@ -1,7 +1,8 @@
 import pytest
 
 from rollup_operator.job.config import InvalidSpec, config_differences, config_to_es
-from rollup_operator.job.spec import FINALIZER, connection_spec_from_body, job_spec_from_body, parse_duration
+from rollup_operator.job.connection_spec import connection_spec_from_body
+from rollup_operator.job.spec import FINALIZER, job_spec_from_body, parse_duration
 
 
 def job(**spec):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from rollup_operator.job.config import InvalidSpec
-from rollup_operator.job.spec import SecretKeyRef, connection_spec_from_body
+from rollup_operator.job.connection_spec import SecretKeyRef, connection_spec_from_body
 
 #: exit codes (documented in docs/adoption.md)
 EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNAUTHORIZED, EXIT_FORBIDDEN, EXIT_NOT_ES, EXIT_EXPORT, EXIT_KUBE = 2, 3, 4, 5, 6, 7, 8

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from elastic_transport import AiohttpHttpNode
 
-from rollup_operator.job.spec import DEFAULT_MAX_RESPONSE_BYTES
+from rollup_operator.job.connection_spec import DEFAULT_MAX_RESPONSE_BYTES
 
 _CHUNK = 64 * 1024
 

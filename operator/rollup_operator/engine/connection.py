@@ -35,7 +35,7 @@ from rollup_operator.engine import dialect
 from rollup_operator.engine.dialect import RollupDialect
 from rollup_operator.engine.elasticsearch.rollup_api import ServerInfo
 from rollup_operator.job.config import InvalidSpec
-from rollup_operator.job.spec import ConnectionSpec, connection_spec_from_body
+from rollup_operator.job.connection_spec import ConnectionSpec, connection_spec_from_body
 from rollup_operator.job.ownership import cluster_identities
 from rollup_operator.job.observations import (
     FORBIDDEN,

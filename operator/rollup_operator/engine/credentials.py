@@ -30,7 +30,8 @@ import ssl
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
-from rollup_operator.job.spec import GROUP, ConnectionSpec, SecretKeyRef
+from rollup_operator.job.connection_spec import ConnectionSpec, SecretKeyRef
+from rollup_operator.job.spec import GROUP
 from rollup_operator.job.observations import INVALID_CONNECTION, SECRET_KEY_NOT_FOUND, SECRET_NOT_ALLOWED, SECRET_UNREADABLE, Failure
 
 log = logging.getLogger(__name__)

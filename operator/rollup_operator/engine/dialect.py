@@ -12,7 +12,7 @@ from elasticsearch import AsyncElasticsearch
 from rollup_operator.engine.elasticsearch.rollup_api import Gateway
 from rollup_operator.engine.opensearch.rollup_api import OpenSearchGateway
 from rollup_operator.job.observations import FORBIDDEN, NOT_ELASTICSEARCH, WRONG_ENGINE, Failure, JobObserved, Outcome
-from rollup_operator.job.spec import ENGINES
+from rollup_operator.job.connection_spec import ENGINES
 
 AUTO, ELASTICSEARCH, OPENSEARCH = ENGINES
 

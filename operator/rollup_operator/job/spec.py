@@ -1,7 +1,8 @@
-"""Typed, validated views of the two custom resources.
+"""The typed, validated view of a RollupJob, and what every custom resource shares: the group,
+version, kinds and plurals, durations, object keys, resourceVersion, the object-name check
+(connection_spec.py is the ElasticsearchConnection's view).
 
-Everything the operator reads from a ``RollupJob`` or ``ElasticsearchConnection`` goes through
-here once: defaults are applied, durations parsed, and anything the CRD schema could not reject
+Everything the operator reads from a ``RollupJob`` goes through here once: defaults are applied, durations parsed, and anything the CRD schema could not reject
 becomes an :class:`InvalidSpec` with a message that says what to fix. No I/O.
 """
 
@@ -14,13 +15,6 @@ from typing import Any, Mapping, NamedTuple
 from rollup_operator.job.config import InvalidSpec, config_to_es
 from rollup_operator.kube.names import InvalidName, require as _require_name
 
-#: spec.maxResponseSize: the default and the ceiling (the CRD says both too). Measured on the emulator (8.17
-#: and 9.1 answers alike): GET _rollup/job/_all of 2,000 seeded jobs is 1,172,010 bytes, 586 bytes a job; a
-#: job with several terms and metrics is larger, allow 2 KiB: 32 MiB holds ~57,000 seeded jobs and ~16,000
-#: jobs of 2 KiB. Enforced while reading by bounded_node.py.
-DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-MAX_RESPONSE_BYTES = 256 * 1024 * 1024
-
 GROUP = "rollup.esops.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -28,8 +22,6 @@ JOB_KIND = "RollupJob"
 JOB_PLURAL = "rollupjobs"
 CONNECTION_KIND = "ElasticsearchConnection"
 CONNECTION_PLURAL = "elasticsearchconnections"
-#: spec.engine of a connection (engine/dialect.py builds the dialect for each).
-ENGINES = ("auto", "elasticsearch", "opensearch")
 
 FINALIZER = f"{GROUP}/cleanup"
 #: Set to "true" on a RollupJob that is being deleted to release the finalizer without touching
@@ -37,9 +29,6 @@ FINALIZER = f"{GROUP}/cleanup"
 RELEASE_ANNOTATION = f"{GROUP}/release-finalizer"
 #: Set to "true" to pause enforcement, as an alternative to ``spec.suspend``.
 SUSPEND_ANNOTATION = f"{GROUP}/suspend"
-
-#: The shortest ``spec.syncInterval`` acted on (the schema accepts "1ms").
-MIN_SYNC_INTERVAL_S = 1.0
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(nanos|micros|ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"nanos": 1e-9, "micros": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -142,7 +131,7 @@ def job_spec_from_body(body: Mapping[str, Any]) -> JobSpec:
     conn = (spec.get("connectionRef") or {}).get("name")
     if not conn or not isinstance(conn, str):
         raise InvalidSpec("spec.connectionRef.name is required: name the ElasticsearchConnection in this namespace")
-    _object_name("spec.connectionRef.name", conn)
+    object_name("spec.connectionRef.name", conn)
     job_id = spec.get("jobId") or name
     if not isinstance(job_id, str) or not job_id or "/" in job_id or len(job_id) > 512:
         raise InvalidSpec(f"spec.jobId {job_id!r} is not a valid rollup job id (non-empty, no '/', at most 512 characters)")
@@ -213,134 +202,9 @@ def read_job(body: Mapping[str, Any]) -> JobBody:
     return JobBody(key_of(body), resource_version(body.get("metadata") or {}), spec, invalid)
 
 
-# --- ElasticsearchConnection -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SecretKeyRef:
-    name: str
-    key: str
-
-
-@dataclass(frozen=True)
-class ConnectionSpec:
-    namespace: str
-    name: str
-    generation: int
-    urls: tuple[str, ...]
-    username: SecretKeyRef | None = None
-    password: SecretKeyRef | None = None
-    api_key: SecretKeyRef | None = None
-    ca: SecretKeyRef | None = None
-    insecure_skip_verify: bool = False
-    request_timeout_s: float = 30.0
-    sync_interval_s: float = 60.0
-    max_concurrent_requests: int = 64
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-    engine: str = "auto"  # auto | elasticsearch | opensearch (engine/dialect.py)
-
-    @property
-    def secret_names(self) -> frozenset[str]:
-        refs = (self.username, self.password, self.api_key, self.ca)
-        return frozenset(r.name for r in refs if r is not None)
-
-
-#: Ceiling of spec.requestTimeout (the CRD says the same with a CEL rule).
-MAX_REQUEST_TIMEOUT_S = 300.0
-
-
-def _response_size(value: Any) -> int:
-    """spec.maxResponseSize ("32Mi", "512Ki") in bytes, at most 256Mi."""
-    m = re.fullmatch(r"([1-9][0-9]{0,9})(Ki|Mi)", str(value))
-    if not m:
-        raise InvalidSpec(f"spec.maxResponseSize {value!r} must be a size in Ki or Mi, e.g. 32Mi")
-    size = int(m.group(1)) * (1024 if m.group(2) == "Ki" else 1024 * 1024)
-    if size > MAX_RESPONSE_BYTES:
-        raise InvalidSpec("spec.maxResponseSize must be at most 256Mi")
-    return size
-
-
-def _object_name(field: str, name: Any) -> None:
+def object_name(field: str, name: Any) -> None:
     """Refuse a name that is not a Kubernetes object name (it could walk out of the namespace's path)."""
     try:
         _require_name(field, name)
     except InvalidName as e:
         raise InvalidSpec(str(e))
-
-
-def connection_spec_from_body(body: Mapping[str, Any]) -> ConnectionSpec:
-    meta = body.get("metadata") or {}
-    spec = body.get("spec") or {}
-    urls: list[str] = []
-    if spec.get("url"):
-        urls.append(spec["url"])
-    urls.extend(spec.get("urls") or [])
-    if not urls:
-        raise InvalidSpec("spec.url (or spec.urls) is required: the Elasticsearch endpoint, e.g. https://es:9200")
-    for u in urls:
-        if not re.match(r"^https?://[^\s/]+", str(u)):
-            raise InvalidSpec(f"spec.url {u!r} must start with http:// or https:// and name a host")
-
-    auth = spec.get("auth") or {}
-    username = password = api_key = None
-    basic = auth.get("basic")
-    if basic:
-        ref = basic.get("secretRef") or {}
-        if not ref.get("name"):
-            raise InvalidSpec("spec.auth.basic.secretRef.name is required")
-        _object_name("spec.auth.basic.secretRef.name", ref["name"])
-        username = SecretKeyRef(ref["name"], basic.get("usernameKey", "username"))
-        password = SecretKeyRef(ref["name"], basic.get("passwordKey", "password"))
-    ak = auth.get("apiKey")
-    if ak:
-        if basic:
-            raise InvalidSpec("spec.auth: set either basic or apiKey, not both")
-        ref = ak.get("secretRef") or {}
-        if not ref.get("name"):
-            raise InvalidSpec("spec.auth.apiKey.secretRef.name is required")
-        _object_name("spec.auth.apiKey.secretRef.name", ref["name"])
-        api_key = SecretKeyRef(ref["name"], ak.get("key", "api_key"))
-
-    tls = spec.get("tls") or {}
-    ca = None
-    if tls.get("caSecretRef"):
-        ref = tls["caSecretRef"]
-        if not ref.get("name"):
-            raise InvalidSpec("spec.tls.caSecretRef.name is required")
-        _object_name("spec.tls.caSecretRef.name", ref["name"])
-        ca = SecretKeyRef(ref["name"], ref.get("key", "ca.crt"))
-
-    sync_interval_s = parse_duration(spec.get("syncInterval", "60s"), what="spec.syncInterval")
-    if sync_interval_s < MIN_SYNC_INTERVAL_S:
-        raise InvalidSpec(
-            f"spec.syncInterval must be at least {MIN_SYNC_INTERVAL_S:g}s, got {spec.get('syncInterval')!r}: every sync "
-            f"reads all jobs on the connection, a shorter period would hammer Elasticsearch"
-        )
-
-    max_conc = int(spec.get("maxConcurrentRequests", 64))
-    if not 1 <= max_conc <= 4096:
-        raise InvalidSpec("spec.maxConcurrentRequests must be between 1 and 4096")
-
-    request_timeout_s = parse_duration(spec.get("requestTimeout", "30s"), what="spec.requestTimeout")
-    if request_timeout_s > MAX_REQUEST_TIMEOUT_S:
-        raise InvalidSpec(f"spec.requestTimeout must be at most {int(MAX_REQUEST_TIMEOUT_S // 60)}m: a longer one holds a request slot "
-                          f"for that long on a server that never answers")
-    engine = spec.get("engine", "auto")
-    if engine not in ENGINES:
-        raise InvalidSpec(f"spec.engine {engine!r} must be one of {', '.join(ENGINES)}")
-    return ConnectionSpec(
-        namespace=meta.get("namespace", ""),
-        name=meta.get("name", ""),
-        generation=int(meta.get("generation") or 0),
-        urls=tuple(urls),
-        username=username,
-        password=password,
-        api_key=api_key,
-        ca=ca,
-        insecure_skip_verify=bool(tls.get("insecureSkipVerify", False)),
-        request_timeout_s=request_timeout_s,
-        sync_interval_s=sync_interval_s,
-        max_concurrent_requests=max_conc,
-        max_response_bytes=_response_size(spec.get("maxResponseSize", "32Mi")),
-        engine=engine,
-    )
