@@ -60,7 +60,7 @@ def test_existing_job_with_other_config_is_left_alone(cluster, emulator, operato
     operator()
     obj = cluster.wait_reason("other", "ConfigConflict")
     msg = condition(obj, "Stalled")["message"]
-    assert condition(obj, "Stalled")["status"] == "True" and "cron" in msg and "page_size" in msg
+    assert condition(obj, "Stalled")["status"] == "True" and "cron" in msg and "pageSize" in msg
     time.sleep(1.5)
     assert emu.job_state("other") == "started" and not emu.requests(method="POST")
 
@@ -82,7 +82,7 @@ def test_a_spec_config_edit_of_a_managed_job_is_a_config_conflict_on_elasticsear
     assert obj["metadata"]["generation"] == 2
     obj = cluster.wait_reason("edited", "ConfigConflict", type_="Stalled", timeout=20)
     msg = condition(obj, "Stalled")["message"]
-    assert "(cron, page_size)" in msg and "Elasticsearch cannot update a rollup job in place" in msg, msg
+    assert "(cron, pageSize)" in msg and "Elasticsearch cannot update a rollup job in place" in msg, msg
     assert "create a new RollupJob with a new jobId" in msg and obj["status"]["jobState"] == "started"
     cluster.wait_events("edited", "ConfigConflict")
     warning = [e for e in cluster.events("edited") if e.reason == "ConfigConflict"]

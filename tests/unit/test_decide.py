@@ -118,7 +118,7 @@ def test_existing_job_with_other_config_is_a_conflict_naming_the_fields():
     server = dict(CONFIG, id="job", cron="0 * * * * ?", page_size=99)
     d = decide(spec(config=CONFIG), seen("started", server), Progress())
     assert d.action is None and d.verdict.reason == "ConfigConflict"
-    assert "cron" in d.verdict.message and "page_size" in d.verdict.message
+    assert "cron" in d.verdict.message and "pageSize" in d.verdict.message
 
 
 @pytest.mark.parametrize("kind,phase", [
@@ -331,7 +331,7 @@ def _job_with(config_on_server, seq=(4, 1)):
 def test_a_managed_opensearch_job_whose_schedule_differs_is_updated_in_place():
     d = decide(spec(desired="started", config=_es()), _job_with(_es(cron="0 */7 * * * ?", page_size=3)), Progress(created=True))
     assert d.action == Action("update") and (d.verdict.phase, d.verdict.reason) == (PROGRESSING, "Updating")
-    assert "cron" in d.verdict.message and "page_size" in d.verdict.message
+    assert "cron" in d.verdict.message and "pageSize" in d.verdict.message
 
 
 @pytest.mark.parametrize("why", ["not managed", "no seq (Elasticsearch)", "an immutable field", "refused before"])
@@ -392,7 +392,7 @@ def test_a_spec_edit_of_cron_page_size_and_delay_updates_a_managed_opensearch_jo
     entry = _after_edit(history)
     d = decide(entry.spec, _job_with(_es(), seq=(4, 1)), entry.progress)
     assert d.action == Action("update") and (d.verdict.phase, d.verdict.reason) == (PROGRESSING, "Updating")
-    assert "cron, groups.date_histogram.delay, page_size" in d.verdict.message and not d.drift
+    assert "cron, groups.dateHistogram.delay, pageSize" in d.verdict.message and not d.drift
     assert transition_event(_READY_STARTED, entry.spec, d.verdict, entry.progress, d.drift)[:2] == ("Normal", "Updating")
     # the update lands; the next read shows the new config: Ready again
     p = advance(entry.progress, Action("update"), Done())
@@ -404,7 +404,7 @@ def test_a_spec_edit_of_cron_on_elasticsearch_is_a_config_conflict_that_touches_
     entry = _after_edit(history)
     d = decide(entry.spec, _job_with(_es(), seq=None), entry.progress)
     assert d.action is None and (d.verdict.phase, d.verdict.reason) == (STALLED, "ConfigConflict")
-    assert "(cron, groups.date_histogram.delay, page_size)" in d.verdict.message
+    assert "(cron, groups.dateHistogram.delay, pageSize)" in d.verdict.message
     assert "Elasticsearch cannot update a rollup job in place" in d.verdict.message
     assert "create a new RollupJob with a new jobId" in d.verdict.message
     assert transition_event(_READY_STARTED, entry.spec, d.verdict, entry.progress, d.drift) == (

@@ -1,6 +1,6 @@
 import pytest
 
-from rollup_operator.job.config import InvalidSpec, config_differences, config_to_es
+from rollup_operator.job.config import InvalidSpec, config_differences, config_to_es, spec_field
 from rollup_operator.job.connection_spec import connection_spec_from_body
 from rollup_operator.job.spec import FINALIZER, job_spec_from_body, parse_duration
 
@@ -117,3 +117,10 @@ def test_read_job_is_key_resource_version_and_spec_or_why_it_is_invalid():
     assert s == job_spec_from_body(body)
     bad = {**body, "spec": {**body["spec"], "desiredState": "paused"}}
     assert read_job(bad)[2:] == (None, "spec.desiredState must be 'started' or 'stopped', got 'paused'")
+
+
+@pytest.mark.parametrize("es,spec", [("cron", "cron"), ("page_size", "pageSize"), ("groups.date_histogram.delay", "groups.dateHistogram.delay"),
+                                     ("groups.date_histogram.time_zone", "groups.dateHistogram.timeZone"), ("index_pattern", "indexPattern"),
+                                     ("rollup_index", "rollupIndex"), ("groups.terms", "groups.terms"), ("metrics", "metrics")])
+def test_a_differing_field_is_named_as_spec_config_spells_it(es, spec):
+    assert spec_field(es) == spec

@@ -6,6 +6,8 @@ fields where a wanted config and a job's actual config differ. Pure, no I/O.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, Mapping
 
 
@@ -55,6 +57,12 @@ def config_to_es(cfg: Mapping[str, Any]) -> dict[str, Any]:
         }
     except KeyError as e:
         raise InvalidSpec(f"spec.config is missing required field {e.args[0]!r}") from None
+
+
+def spec_field(name: str) -> str:
+    """A field as config_differences names it (dotted, Elasticsearch spelling: ``groups.date_histogram.delay``)
+    as the user writes it in ``spec.config`` (``groups.dateHistogram.delay``)."""
+    return ".".join(re.sub(r"_([a-z])", lambda m: m.group(1).upper(), part) for part in name.split("."))
 
 
 def config_differences(wanted: Mapping[str, Any], actual: Mapping[str, Any]) -> list[str]:

@@ -41,7 +41,7 @@ from rollup_operator.job.observations import (
     Refused,
     StopTimedOut,
 )
-from rollup_operator.job.config import config_differences
+from rollup_operator.job.config import config_differences, spec_field
 
 # Phases map onto the three conditions (see status.py):
 #   READY       Ready=True                      Reconciling=False Stalled=False
@@ -191,9 +191,10 @@ def _decide(spec: JobSpec, obs: Observation, progress: Progress) -> Decision:
     assert isinstance(obs, JobObserved)
     if spec.config is not None and obs.config is not None:
         diffs = config_differences(spec.config, obs.config)
+        named = ", ".join(spec_field(x) for x in diffs)  # as spec.config spells them
         refused = isinstance(progress.last_outcome, Refused) and progress.last_action == UPDATE.kind
         if diffs and obs.seq is not None and progress.created and set(diffs) <= IN_PLACE and not refused:
-            return Decision(Verdict(PROGRESSING, "Updating", f"updating rollup job [{jid}] in place ({', '.join(diffs)})",
+            return Decision(Verdict(PROGRESSING, "Updating", f"updating rollup job [{jid}] in place ({named})",
                                     obs.state), UPDATE)
         if diffs and refused:
             assert isinstance(progress.last_outcome, Refused)
@@ -205,7 +206,7 @@ def _decide(spec: JobSpec, obs: Observation, progress: Progress) -> Decision:
                    if obs.seq is not None else "Elasticsearch cannot update a rollup job in place")
             return _stalled(
                 "ConfigConflict",
-                f"rollup job [{jid}] exists with a different config ({', '.join(diffs)}); {why}, so the operator "
+                f"rollup job [{jid}] exists with a different config ({named}); {why}, so the operator "
                 f"leaves it alone: {NEW_JOB}",
                 obs,
             )
