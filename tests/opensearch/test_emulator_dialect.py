@@ -95,3 +95,16 @@ async def test_a_cron_opensearch_cannot_run_is_refused_before_any_request(gw, em
     out = await gw.create("secs", dict(es_config("src", "tgt"), cron="*/30 * * * * ?"))
     assert isinstance(out, Refused) and out.reason == "InvalidConfig" and "seconds field is 0" in out.message
     assert emu.count("PUT") == 0
+
+
+async def test_an_edited_delay_opensearch_cannot_express_is_refused_before_any_request(gw, emu):
+    from rollup_operator.job.observations import Refused
+
+    assert isinstance(await gw.create("edit", es_config("src", "tgt")), Done)
+    seen = await state(gw, "edit")
+    puts = emu.count("PUT")
+    cfg = es_config("src", "tgt")
+    cfg["groups"]["date_histogram"]["delay"] = "2w"
+    out = await gw.update("edit", cfg, seen)
+    assert isinstance(out, Refused) and out.reason == "InvalidSpec" and "delay '2w'" in out.message, out
+    assert emu.count("PUT") == puts

@@ -349,6 +349,17 @@ def test_other_config_differences_stay_a_config_conflict(why):
     assert d.action is None and (d.verdict.phase, d.verdict.reason) == (STALLED, "ConfigConflict")
 
 
+def test_an_edit_opensearch_cannot_run_is_invalid_spec_to_correct_not_a_config_conflict():
+    """An edited delay or cron that OpenSearch cannot express is refused before any request (the
+    gateway's update answers Refused InvalidSpec): the job is Stalled InvalidSpec, to be corrected in
+    spec.config (admission lets cron, pageSize and delay change), not a ConfigConflict asking for a new job."""
+    p = replace(Progress(created=True), last_action="update",
+                last_outcome=Refused("InvalidSpec", "the edited spec.config cannot be an OpenSearch rollup job: delay 2w"))
+    d = decide(spec(desired="started", config=_es()), _job_with(_es(cron="0 */7 * * * ?")), p)
+    assert d.action is None and (d.verdict.phase, d.verdict.reason) == (STALLED, "InvalidSpec")
+    assert "correct it in spec.config" in d.verdict.message and "new jobId" not in d.verdict.message
+
+
 # --- A spec.config edit (a new generation): admission lets cron, pageSize and delay change ----------
 
 _CRD_CONFIG = {"indexPattern": "src-*", "rollupIndex": "dst", "cron": "0 */5 * * * ?", "pageSize": 10,

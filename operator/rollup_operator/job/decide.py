@@ -198,6 +198,8 @@ def _decide(spec: JobSpec, obs: Observation, progress: Progress) -> Decision:
                                     obs.state), UPDATE)
         if diffs and refused:
             assert isinstance(progress.last_outcome, Refused)
+            if progress.last_outcome.reason == "InvalidSpec":  # the edit itself cannot run there: fix it in place
+                return _stalled("InvalidSpec", f"{progress.last_outcome.message}; correct it in spec.config", obs)
             return _stalled("ConfigConflict", f"{progress.last_outcome.message}; {NEW_JOB}", obs)
         if diffs:
             # A spec.config edit (admission lets cron, pageSize and delay change) and a job found with

@@ -187,8 +187,8 @@ class OpenSearchGateway:
         path = f"{_path(job_id)}?if_seq_no={int(seen.seq[0])}&if_primary_term={int(seen.seq[1])}"
         try:
             body = osa.to_opensearch(config, enabled=seen.state == STARTED)
-        except InvalidSpec as e:
-            return Refused("InvalidConfig", f"spec.config cannot be an OpenSearch rollup job: {e}")
+        except InvalidSpec as e:  # an edited cron or delay OpenSearch cannot run: nothing is sent, the edit is to fix
+            return Refused("InvalidSpec", f"the edited spec.config cannot be an OpenSearch rollup job: {e}")
         return await self._act("update", "PUT", path, body)
 
     async def delete(self, job_id: str) -> Outcome:
