@@ -123,7 +123,7 @@ def corpus() -> list[Case]:
     for cid, patch, field in [("job-immutable-jobId", {"spec": {"jobId": "other"}}, "spec.jobId"),
                               ("job-immutable-jobId-removed", {"spec": {"jobId": None}}, "spec.jobId"),
                               ("job-immutable-connectionRef", {"spec": {"connectionRef": {"name": "other"}}}, "spec.connectionRef"),
-                              ("job-immutable-config", {"spec": {"config": {"cron": "0 * * * * ?"}}}, "spec.config"),
+                              ("job-immutable-config", {"spec": {"config": {"rollupIndex": "elsewhere"}}}, "spec.config"),
                               ("job-immutable-config-removed", {"spec": {"config": None}}, "spec.config")]:
         c.append(Case(cid, "rollupjobs", "immutable field changed", field, base=base, patch=patch))
     c.append(Case("job-immutable-jobId-added", "rollupjobs", "immutable field changed", "spec.jobId",

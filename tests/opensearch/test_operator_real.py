@@ -198,7 +198,7 @@ def test_a_managed_job_changed_on_the_server_is_put_back_in_place(cluster, opera
     assert status == 201, body
     after_put = doc(node, "op-upd")
     obj = cluster.wait_reason("op-upd", "ConfigConflict", type_="Stalled", timeout=30)
-    assert "rollup_index" in condition(obj, "Stalled")["message"]
+    assert "rollupIndex" in condition(obj, "Stalled")["message"]
     time.sleep(2)
     # nothing sent: the document is as put (the plugin's own metadata_id, written on the job's first
     # scheduled run, is left out: that run may fall into this window and bumps _seq_no)
