@@ -2,8 +2,9 @@
 version, kinds and plurals, durations, object keys, resourceVersion, the object-name check
 (connection_spec.py is the ElasticsearchConnection's view).
 
-Everything the operator reads from a ``RollupJob`` goes through here once: defaults are applied, durations parsed, and anything the CRD schema could not reject
-becomes an :class:`InvalidSpec` with a message that says what to fix. No I/O.
+Everything the operator reads from a ``RollupJob`` goes through here once: defaults are applied,
+durations parsed, and anything the CRD schema could not reject becomes an :class:`InvalidSpec`
+with a message that says what to fix. No I/O.
 """
 
 from __future__ import annotations
@@ -109,14 +110,19 @@ class JobSpec:
 _JOB_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def job_id_problem(job_id: str) -> str | None:
-    """Why a job id cannot address exactly one rollup job, or None. Same rules as the CRD's CEL."""
+def job_id_problem(job_id: object) -> str | None:
+    """Why a job id cannot address exactly one rollup job, or None: the CRD's rules (its pattern
+    ``^[^/*,\\s]+$``, maxLength 512 and CEL), for objects stored before them and for RollupMigration."""
+    if not isinstance(job_id, str) or not job_id or "/" in job_id or len(job_id) > 512:
+        return "is not a valid rollup job id (non-empty, no '/', at most 512 characters)"
     if job_id in (".", ".."):
         return "cannot be used: '.' and '..' are path segments that the HTTP client resolves, so the calls would reach other endpoints"
     if job_id == "_all":
         return "cannot be used: '_all' means every job in GET _rollup/job/_all, so it cannot address one job"
     if _JOB_ID_CONTROL.search(job_id):
         return "cannot be used: it contains a control character (NUL, CR, LF, tab...)"
+    if re.search(r"[*,\s]", job_id):  # the rest of the CRD's pattern
+        return "is not a valid rollup job id: no '*', ',' or white space"
     return None
 
 
@@ -133,13 +139,9 @@ def job_spec_from_body(body: Mapping[str, Any]) -> JobSpec:
         raise InvalidSpec("spec.connectionRef.name is required: name the ElasticsearchConnection in this namespace")
     object_name("spec.connectionRef.name", conn)
     job_id = spec.get("jobId") or name
-    if not isinstance(job_id, str) or not job_id or "/" in job_id or len(job_id) > 512:
-        raise InvalidSpec(f"spec.jobId {job_id!r} is not a valid rollup job id (non-empty, no '/', at most 512 characters)")
     why = job_id_problem(job_id)
     if why:  # the CRD refuses these at admission; objects stored before that rule get this
         raise InvalidSpec(f"spec.jobId {job_id!r} {why}")
-    if re.search(r"[*,\s]", job_id):  # the rest of the CRD's pattern '^[^/*,\s]+$'
-        raise InvalidSpec(f"spec.jobId {job_id!r} is not a valid rollup job id: no '*', ',' or white space")
 
     stop = spec.get("stop") or {}
     stop_timeout = stop.get("timeout", "30s")

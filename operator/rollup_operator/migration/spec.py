@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from rollup_operator.job.spec import job_id_problem
-from rollup_operator.kube.names import RULE, is_object_name
+from rollup_operator.kube.names import InvalidName, require
 
 APPROVE_ANNOTATION = "rollup.esops.dev/approve"
 APPROVE_CUTOVER_ANNOTATION = "rollup.esops.dev/approve-cutover"
@@ -46,8 +46,7 @@ class MigrationSpec:
         return f"{self.namespace}/{self.name}"
 
 
-#: The CRD's patterns of spec.jobId and spec.targetDataStream (the template and the ILM policy are named after it).
-_JOB_ID = re.compile(r"^[^/*,\s]+$")
+#: The CRD's pattern of spec.targetDataStream (the template and the ILM policy are named after the job).
 _DATA_STREAM = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -57,17 +56,16 @@ def spec_problem(spec: MigrationSpec) -> str | None:
     installed without it): a name that is not an object name never reaches a Kubernetes path, a job
     id that cannot address one job never reaches an Elasticsearch path. The message names the field,
     never the value."""
-    for what, name in (("spec.jobRef.name", spec.job_ref), ("spec.connectionRef.name", spec.connection_ref)):
-        if name is not None and not is_object_name(name):
-            return f"{what} is not a valid object name: it must be {RULE}"
-    if spec.job_id is not None:
-        why = job_id_problem(spec.job_id) if isinstance(spec.job_id, str) and _JOB_ID.match(spec.job_id) else \
-            "is not a valid rollup job id (non-empty; no '/', '*', ',' or white space)"
-        if why is None and len(spec.job_id) > 512:
-            why = "is not a valid rollup job id (at most 512 characters)"
-        if why is not None:
-            return f"spec.jobId {why}"
-    if not _DATA_STREAM.match(spec.target) or len(spec.target) > 255 or spec.target in (".", ".."):
+    try:
+        for what, name in (("spec.jobRef.name", spec.job_ref), ("spec.connectionRef.name", spec.connection_ref)):
+            if name is not None:
+                require(what, name)
+    except InvalidName as e:
+        return str(e)
+    why = job_id_problem(spec.job_id) if spec.job_id is not None else None
+    if why is not None:
+        return f"spec.jobId {why}"
+    if not _DATA_STREAM.match(spec.target) or len(spec.target) > 255:
         return "spec.targetDataStream is not a valid data stream name: lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
     return None
 
