@@ -64,19 +64,20 @@ def test_a_job_whose_connection_ref_is_a_traversal_is_invalid():
         job_spec_from_body(body)
 
 
-#: Every request of the last recording_apiserver: method, raw path, body.
-SENT: list[tuple[str, str, str]] = []
+@pytest.fixture
+def sent() -> list[tuple[str, str, str]]:
+    """Every request recording_apiserver receives: method, raw path, body."""
+    return []
 
 
 @pytest.fixture
-async def recording_apiserver():
+async def recording_apiserver(sent):
     """A plain HTTP server on 127.0.0.1 that records every path asked of it and answers with a Secret."""
     seen: list[str] = []
-    SENT.clear()
 
     async def handler(request: web.Request) -> web.Response:
         seen.append(request.raw_path)
-        SENT.append((request.method, request.raw_path, await request.text()))
+        sent.append((request.method, request.raw_path, await request.text()))
         return web.json_response({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "es-creds", "namespace": "t"},
                                   "data": {}})
 
@@ -121,7 +122,7 @@ async def test_kube_asks_for_exactly_the_named_secret_in_its_namespace(recording
     {"jobId": "theirs", "connectionRef": {"name": "../../o/elasticsearchconnections/es"}},
     {"jobId": "..", "connectionRef": {"name": "es"}},
 ])
-async def test_a_migration_naming_a_traversal_sends_nothing_but_its_own_status(recording_apiserver, spec):
+async def test_a_migration_naming_a_traversal_sends_nothing_but_its_own_status(recording_apiserver, sent, spec):
     """With the CRD's rules bypassed, a RollupMigration (migration/runner.py) whose spec names a
     traversal asks for no object and no connection: its pass writes its own status (Stalled
     InvalidSpec, naming the field) and its Warning Event, in its own namespace, and nothing else."""
@@ -141,12 +142,12 @@ async def test_a_migration_naming_a_traversal_sends_nothing_but_its_own_status(r
     assert asked == []
     status_path = "/apis/rollup.esops.dev/v1alpha1/namespaces/t/rollupmigrations/m/status"
     assert seen[0].startswith(status_path) and all(p.startswith((status_path, "/api/v1/namespaces/t/events")) for p in seen), seen
-    status = json.loads(SENT[0][2])["status"]
+    status = json.loads(sent[0][2])["status"]
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert stalled["status"] == "True" and stalled["reason"] == "InvalidSpec", stalled
     field = "spec.jobRef.name" if "jobRef" in spec else "spec.connectionRef.name" if ".." not in spec.get("jobId", "") else "spec.jobId"
     assert stalled["message"].startswith(field) and "theirs" not in stalled["message"] and "/o/" not in stalled["message"]
-    assert any(m == "POST" and "/events" in p and "InvalidSpec" in b for m, p, b in SENT), SENT
+    assert any(m == "POST" and "/events" in p and "InvalidSpec" in b for m, p, b in sent), sent
 
 
 @pytest.mark.parametrize("path", ["/api/v1/namespaces/t/secrets/%2e%2e/%2e%2e/o/secrets/x", "/api/v1/namespaces/t/secrets/a%2Fb",

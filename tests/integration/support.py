@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -232,3 +233,11 @@ class OperatorProcess:
 
     def alive(self) -> bool:
         return bool(self.proc) and self.proc.poll() is None
+
+
+def create_error(cluster: Cluster, body: dict, plural: str = "rollupjobs") -> str:
+    """Create ``body``, which the API server must refuse with 422; its message."""
+    with pytest.raises(ApiException) as e:
+        cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, plural, body)
+    assert e.value.status == 422, e.value.body
+    return str(json.loads(e.value.body)["message"])

@@ -6,20 +6,13 @@ import subprocess
 import pytest
 from kubernetes.client.rest import ApiException
 
-from .support import GROUP, VERSION, condition
+from .support import GROUP, VERSION, condition, create_error
 
 
 def rj(name, **spec):
     base = {"connectionRef": {"name": "es"}, "desiredState": "stopped"}
     base.update(spec)
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RollupJob", "metadata": {"name": name}, "spec": base}
-
-
-def create_error(cluster, body, plural="rollupjobs") -> str:
-    with pytest.raises(ApiException) as e:
-        cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, plural, body)
-    assert e.value.status == 422, e.value.body
-    return json.loads(e.value.body)["message"]
 
 
 def test_defaults_are_applied_by_the_server(cluster):

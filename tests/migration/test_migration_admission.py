@@ -7,12 +7,9 @@ tests/component/test_kube_names.py."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from kubernetes.client.rest import ApiException
 
-from tests.integration.support import GROUP, VERSION
+from tests.integration.support import GROUP, VERSION, create_error
 
 pytestmark = pytest.mark.apiserver
 
@@ -20,12 +17,8 @@ TRAVERSAL_NAMES = ["..", "../x", "a/../../b/rollupjobs/c", "%2e%2e", "a%2Fb", "x
 
 
 def _refused(cluster, spec: dict) -> str:
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RollupMigration", "metadata": {"name": "m"},
-            "spec": {"targetDataStream": "metrics-sensor", **spec}}
-    with pytest.raises(ApiException) as e:
-        cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupmigrations", body)
-    assert e.value.status == 422, e.value.body
-    return json.loads(e.value.body)["message"]
+    return create_error(cluster, {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RollupMigration", "metadata": {"name": "m"},
+                                  "spec": {"targetDataStream": "metrics-sensor", **spec}}, plural="rollupmigrations")
 
 
 @pytest.mark.parametrize("name", TRAVERSAL_NAMES)
