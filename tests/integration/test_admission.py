@@ -51,27 +51,25 @@ def test_bad_input_is_rejected_at_admission_with_a_clear_message(cluster, spec, 
     assert needle in create_error(cluster, body)
 
 
+def _patch_error(cluster, name, patch) -> str:
+    with pytest.raises(ApiException) as e:
+        cluster.patch(name, patch)
+    assert e.value.status == 422, e.value.body
+    return json.loads(e.value.body)["message"]
+
+
 @pytest.mark.parametrize("patch,needle", [
     ({"spec": {"jobId": "other"}}, "spec.jobId is immutable"),
     ({"spec": {"connectionRef": {"name": "other"}}}, "spec.connectionRef is immutable"),
 ])
 def test_identity_fields_are_immutable(cluster, patch, needle):
     cluster.custom.create_namespaced_custom_object(GROUP, VERSION, cluster.ns, "rollupjobs", rj("imm", jobId="fixed"))
-    with pytest.raises(ApiException) as e:
-        cluster.patch("imm", patch)
-    assert e.value.status == 422 and needle in json.loads(e.value.body)["message"]
+    assert needle in _patch_error(cluster, "imm", patch)
 
 
 CFG = {"indexPattern": "a", "rollupIndex": "b", "cron": "* * * * * ?",
        "groups": {"dateHistogram": {"field": "t", "fixedInterval": "1h"}}}
 IN_PLACE_MSG = "spec.config is immutable except cron, pageSize and groups.dateHistogram.delay"
-
-
-def _patch_error(cluster, name, patch) -> str:
-    with pytest.raises(ApiException) as e:
-        cluster.patch(name, patch)
-    assert e.value.status == 422, e.value.body
-    return json.loads(e.value.body)["message"]
 
 
 def test_config_fields_opensearch_updates_in_place_can_change(cluster):
